@@ -1,0 +1,1 @@
+"""Benchmarks (see benchmarks/README section in the top-level README)."""

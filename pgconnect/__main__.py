@@ -1,0 +1,3 @@
+from pgconnect.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""The command-line layer: the Typer app, its command groups, and the one error boundary.
+
+Only this package prints or exits. ``main()`` runs the app and turns every ``PgconnectError`` into a
+one-line message (and a hint) on stderr with the exit status of SPEC §8. An unexpected exception
+prints a short message; its traceback only with ``--debug``, never with local variables.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+
+from pgconnect import __version__
+from pgconnect.cli import common
+from pgconnect.errors import ExitCode, PgconnectError
+
+app = typer.Typer(
+    name="pgconnect",
+    help=(
+        "Connect code and scripts to PostgreSQL: project variables in pgconnect.toml, passwords "
+        "in the OS keyring, verified TLS, and queries as tables, JSON or CSV."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    import psycopg
+
+    libpq = psycopg.pq.version()
+    libpq_text = f"{libpq // 10000}.{libpq % 10000}" if libpq >= 100000 else str(libpq)
+    common.out(f"pgconnect {__version__}")
+    common.out(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__})")
+    common.out(f"libpq {libpq_text}")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show pgconnect, psycopg and libpq versions.", is_eager=True,
+            callback=_version,
+        ),
+    ] = False,
+) -> None:
+    """Connect code and scripts to PostgreSQL.
+
+    Examples:
+
+      pgconnect init && pgconnect var set DB_HOST db.example.com
+
+      pgconnect secret put DB_PASSWORD
+
+      pgconnect check --sslmode all
+
+      pgconnect query "select now()" --json
+    """
+
+
+def _register() -> None:
+    from pgconnect.cli import project as project_cmds
+
+    project_cmds.register(app)
+    for module in ("secret", "connect", "check", "query", "sandbox"):
+        try:
+            mod = __import__(f"pgconnect.cli.{module}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pgconnect.cli.{module}":
+                raise
+            continue
+        mod.register(app)
+
+
+_register()
+
+
+def _print_error(exc: PgconnectError) -> None:
+    err = sys.stderr
+    err.write(f"error: {exc.message}\n")
+    for line in getattr(exc, "details", []) or []:
+        err.write(f"{line}\n")
+    if exc.hint:
+        err.write(f"hint: {exc.hint}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
+    except PgconnectError as exc:
+        _print_error(exc)
+        if common.STATE.debug:
+            traceback.print_exc()
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head -1`): end quietly.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as exc:
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__}; this is a bug in pgconnect "
+            "(run again with --debug for the traceback)\n"
+        )
+        if common.STATE.debug:
+            # format_exception never includes local variables.
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+        sys.exit(int(ExitCode.FAILURE))

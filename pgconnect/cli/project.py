@@ -1,0 +1,244 @@
+"""Commands for the project file: ``init``, ``var set|get|list|unset`` and ``explain``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pgconnect import params
+from pgconnect import project as projectfile
+from pgconnect.cli import common
+from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
+from pgconnect.errors import ConfigError
+
+var_app = typer.Typer(
+    help="Project variables in pgconnect.toml ([vars] and [env.NAME.vars]).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def _complete_var(incomplete: str) -> list[str]:
+    try:
+        proj = projectfile.load(projectfile.find(common.STATE.config))
+    except Exception:  # completion must never fail loudly
+        return []
+    names = set(proj.vars)
+    for env in proj.envs.values():
+        names |= set(env.vars)
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+VarName = Annotated[
+    str, typer.Argument(help="Variable name, e.g. DB_HOST.", autocompletion=_complete_var)
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(var_app, name="var")
+    app.command("explain")(explain)
+
+
+def init(
+    name: Annotated[
+        str | None, typer.Option("--name", help="Project name (default: the folder's name).")
+    ] = None,
+    from_url: Annotated[
+        str | None,
+        typer.Option(
+            "--from-url",
+            help="Split a connection string into variables; its password goes to the secret "
+            "store. '-' reads it from stdin (keeps it out of shell history).",
+            metavar="URL|-",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Create pgconnect.toml in the current folder (or at --config).
+
+    Examples:
+
+      pgconnect init
+
+      pgconnect init --name billing
+
+      printf '%s' "$DATABASE_URL" | pgconnect init --from-url -
+    """
+    target = Path(config) if config else Path.cwd() / projectfile.FILENAME
+    if target.is_dir():
+        target = target / projectfile.FILENAME
+    project_name = name or _default_name(target.parent)
+    if from_url is not None:
+        from pgconnect.cli import connect
+
+        connect.init_from_url(target, project_name, from_url, env, force)
+        return
+    projectfile.create(target, projectfile.initial_text(project_name), force=force)
+    common.note(f"wrote {target} (project {project_name!r})")
+
+
+def _default_name(folder: Path) -> str:
+    import re
+
+    raw = folder.resolve().name or "project"
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-")
+    return cleaned or "project"
+
+
+@var_app.command("set")
+def var_set(
+    name: VarName,
+    value: Annotated[str, typer.Argument(help="The value (never a password).")],
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Set a variable in [vars], or in [env.NAME.vars] with --env (creating the environment).
+
+    Examples:
+
+      pgconnect var set DB_HOST db.example.com
+
+      pgconnect var set --env staging DB_HOST staging.db.example.com
+    """
+    path = projectfile.find(config)
+    chosen = projectfile.selected_env(env)
+    _check_name(name)
+    with projectfile.edit(path) as editor:
+        editor.set_var(name, value, chosen)
+    where = "[vars]" if chosen is None else f"[env.{chosen}.vars]"
+    common.note(f"set {name} in {where} of {path}")
+
+
+def _check_name(name: str) -> None:
+    try:
+        params.check_name(name)
+    except params.InvalidName as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@var_app.command("get")
+def var_get(
+    name: VarName,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a variable's effective value (exit 3 if it is not set).
+
+    Examples:
+
+      pgconnect var get DB_HOST
+
+      host=$(pgconnect var get --env staging DB_HOST)
+    """
+    ctx = common.load(config, env)
+    _check_name(name)
+    if name in {n for n, _ in ctx.project.declared_secrets(ctx.env)}:
+        raise ConfigError(
+            f"{name} is a secret, not a variable; its value is never printed",
+            hint="see it with: pgconnect secret list",
+        )
+    from pgconnect.resolve import resolve_values
+
+    values, _ = resolve_values(ctx.project, ctx.env, os.environ, None, names={name})
+    if name not in values:
+        where = "" if ctx.env is None else f" (environment {ctx.env})"
+        raise ConfigError(f"{name} is not set{where}")
+    common.out(values[name].reveal())
+
+
+@var_app.command("list")
+def var_list(
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List the effective variables of the selected environment, with where each comes from.
+
+    Examples:
+
+      pgconnect var list
+
+      pgconnect var list --env staging --json
+    """
+    ctx = common.load(config, env)
+    from pgconnect.resolve import resolve_values
+
+    env_vars = ctx.project.envs[ctx.env].vars if ctx.env else {}
+    names = set(ctx.project.vars) | set(env_vars)
+    values, _ = resolve_values(ctx.project, ctx.env, os.environ, None, names=names)
+    if json_out:
+        common.out(json.dumps({n: v.shown() for n, v in values.items()}, ensure_ascii=False))
+        return
+    if not values:
+        common.note("no variables set; add one with: pgconnect var set DB_HOST db.example.com")
+        return
+    width = max(len(n) for n in values)
+    for n, v in values.items():
+        common.out(f"{n.ljust(width)}  {v.shown()}  ({v.source})")
+
+
+@var_app.command("unset")
+def var_unset(
+    name: VarName,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove a variable from [vars], or from [env.NAME.vars] with --env.
+
+    Examples:
+
+      pgconnect var unset DB_OPTIONS
+
+      pgconnect var unset --env staging DB_HOST
+    """
+    ctx = common.load(config, env)
+    with projectfile.edit(ctx.project.path) as editor:
+        removed = editor.unset_var(name, ctx.env)
+    where = "[vars]" if ctx.env is None else f"[env.{ctx.env}.vars]"
+    if not removed:
+        raise ConfigError(f"{name} is not set in {where} of {ctx.project.path}")
+    common.note(f"removed {name} from {where}")
+
+
+def explain(
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show every effective connection parameter, its value (secrets masked) and its source.
+
+    Examples:
+
+      pgconnect explain
+
+      DB_PASSWORD=x pgconnect explain --env staging --json
+    """
+    ctx = common.load(config, env)
+    resolution = ctx.resolve(connection_only=True)
+    warning = resolution.missing_secret_warning()
+    if warning:
+        common.warn(warning)
+    rows = [
+        {"keyword": p.keyword, "name": p.name, "value": p.shown(), "source": p.source}
+        for p in resolution.params
+    ]
+    if json_out:
+        common.out(json.dumps({"env": ctx.env, "params": rows}, ensure_ascii=False))
+        return
+    kw = max(len(r["keyword"] or "") for r in rows)
+    val = max(len(r["value"] or "") for r in rows)
+    for r in rows:
+        common.out(f"{(r['keyword'] or '').ljust(kw)}  {(r['value'] or '').ljust(val)}  {r['source']}")

@@ -1,0 +1,266 @@
+"""A local PostgreSQL cluster driven with the machine's own server binaries (initdb, pg_ctl).
+
+Used by ``sandbox`` and by the test harness. PostgreSQL refuses to run as root, so when we are root
+every server command runs as an unprivileged user (``postgres`` by default) through ``runuser``, and
+the cluster's folders are owned by that user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgconnect.errors import CommandError
+
+SERVER_USER_ENV = "PGCONNECT_SERVER_USER"
+
+
+def find_bindir() -> Path:
+    """Server binaries: on PATH, through pg_config --bindir, else the newest /usr/lib/postgresql."""
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("pg_ctl"):
+        return Path(on_path).resolve().parent
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out and (Path(out) / "initdb").exists():
+            return Path(out)
+
+    def version(path: str) -> tuple[int, ...]:
+        m = re.search(r"/postgresql/([0-9.]+)/bin$", path)
+        return tuple(int(x) for x in m.group(1).split(".")) if m else (0,)
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version)
+    for candidate in reversed(found):
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    raise CommandError(
+        "no PostgreSQL server binaries (initdb, pg_ctl) found on PATH, via pg_config, "
+        "or in /usr/lib/postgresql/*/bin",
+        hint="install the server, e.g. apt-get install postgresql",
+    )
+
+
+def server_user() -> str | None:
+    """The user the server runs as: None when we are not root (run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    return os.environ.get(SERVER_USER_ENV, "postgres")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def can_reach(user: str, path: Path) -> bool:
+    """Can USER traverse to PATH (execute permission on every ancestor)?"""
+    entry = pwd.getpwnam(user)
+    groups = set(os.getgrouplist(user, entry.pw_gid))
+    for folder in [path, *path.parents]:
+        try:
+            st = folder.stat()
+        except OSError:
+            return False
+        if st.st_uid == entry.pw_uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid in groups:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            return False
+    return True
+
+
+def chown_to(user: str | None, *paths: Path) -> None:
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for p in paths:
+        os.chown(p, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class Cluster:
+    """One cluster: data folder, socket folder, port. ``root`` is owned by the server user."""
+
+    root: Path
+    port: int
+    bindir: Path = field(default_factory=find_bindir)
+    user: str | None = field(default_factory=server_user)
+    listen: str = "127.0.0.1,::1"
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "server.log"
+
+    def _run(self, argv: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cmd = list(argv)
+        if self.user is not None:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8"
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd="/"
+            )
+        except subprocess.TimeoutExpired:
+            raise CommandError(f"{Path(argv[0]).name} did not finish within {timeout:g} s") from None
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            tail = detail[-1] if detail else f"exit status {proc.returncode}"
+            raise CommandError(f"{Path(argv[0]).name} failed: {tail}")
+        return proc
+
+    def initdb(self, superuser_password_file: Path) -> None:
+        """Create the data folder with SCRAM authentication for the superuser ``postgres``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        chown_to(self.user, self.root)
+        os.chmod(self.root, 0o700)
+        self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={superuser_password_file}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+                "--no-instructions",
+            ]
+        )
+
+    def configure(
+        self,
+        *,
+        ssl: bool,
+        cert: bytes | None = None,
+        key: bytes | None = None,
+        ca: bytes | None = None,
+        hba: Sequence[str] = (),
+        extra: Sequence[str] = (),
+    ) -> None:
+        """Write TLS files, pg_hba.conf and settings (appended to postgresql.conf)."""
+        files: list[Path] = []
+        if cert is not None and key is not None:
+            for name, data, mode in (("server.crt", cert, 0o644), ("server.key", key, 0o600)):
+                path = self.datadir / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(path, mode)
+                files.append(path)
+        if ca is not None:
+            (self.datadir / "root.crt").write_bytes(ca)
+            files.append(self.datadir / "root.crt")
+        hba_path = self.datadir / "pg_hba.conf"
+        hba_path.write_text(
+            "# written by pgconnect\n"
+            "local all all scram-sha-256\n" + "".join(line + "\n" for line in hba)
+        )
+        files.append(hba_path)
+        settings = [
+            f"port = {self.port}",
+            f"listen_addresses = '{self.listen}'",
+            f"unix_socket_directories = '{self.socket_dir}'",
+            f"ssl = {'on' if ssl else 'off'}",
+            "password_encryption = 'scram-sha-256'",
+            "fsync = off",
+            "synchronous_commit = off",
+            "full_page_writes = off",
+            "shared_buffers = 16MB",
+            "max_connections = 60",
+            "log_min_messages = warning",
+            "logging_collector = off",
+        ]
+        if ssl:
+            settings += ["ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"]
+        settings += list(extra)
+        with open(self.datadir / "postgresql.conf", "a", encoding="utf-8") as fh:
+            fh.write("\n# pgconnect\n" + "".join(s + "\n" for s in settings))
+        files.append(self.datadir / "postgresql.conf")
+        chown_to(self.user, *files)
+
+    def start(self, *, timeout: int = 60) -> None:
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-w",
+                "-t",
+                str(timeout),
+                "start",
+            ],
+            timeout=timeout + 10,
+        )
+
+    def stop(self, *, mode: str = "fast") -> None:
+        if not (self.datadir / "postmaster.pid").exists():
+            return
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"])
+
+    def restart(self, *, mode: str = "fast") -> None:
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-m",
+                mode,
+                "-w",
+                "restart",
+            ]
+        )
+
+    def is_running(self) -> bool:
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None

@@ -1,0 +1,243 @@
+"""Variable names and libpq connection keywords: the mapping between them and value validation.
+
+This module is pure: no imports of psycopg, so that reading the project file stays fast. The keyword
+list is libpq's (PostgreSQL 18 ``PQconndefaults``); ``tests/test_params.py`` checks it against the
+libpq that psycopg links.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+#: Every connection keyword libpq 13–18 knows (``psql -c '\conninfo'`` aside, these are the
+#: keywords of https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS).
+LIBPQ_KEYWORDS: frozenset[str] = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "sslnegotiation",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslkeylogfile",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "min_protocol_version",
+        "max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+        "scram_client_key",
+        "scram_server_key",
+        "oauth_issuer",
+        "oauth_client_id",
+        "oauth_client_secret",
+        "oauth_scope",
+    }
+)
+
+SSLMODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+#: Names with a meaning of their own (SPEC §1).
+URL_NAME = "DB_URL"
+PASSWORD_NAME = "DB_PASSWORD"
+_ALIASES = {"DB_USERNAME": "user", "DB_USER": "user", "DB_NAME": "dbname", "DB_PASSWORD": "password"}
+
+#: The keyword → the name pgconnect writes for it (the preferred spelling, as in the seed page).
+KEYWORD_NAMES = {"user": "DB_USERNAME", "dbname": "DB_NAME", "password": "DB_PASSWORD"}
+
+#: Keywords that hold a file path; relative paths are relative to the project file's folder.
+PATH_KEYWORDS = frozenset(
+    {"sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "passfile", "sslkeylogfile"}
+)
+
+#: Keywords whose value is secret wherever it comes from.
+SECRET_KEYWORDS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key"})
+
+_INTEGER_KEYWORDS = frozenset(
+    {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
+)
+_BOOLEAN_KEYWORDS = frozenset({"keepalives", "sslcompression", "sslsni", "gssdelegation"})
+_ENUM_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "sslmode": SSLMODES,
+    "gssencmode": ("disable", "prefer", "require"),
+    "channel_binding": ("disable", "prefer", "require"),
+    "sslcertmode": ("disable", "allow", "require"),
+    "sslnegotiation": ("postgres", "direct"),
+    "target_session_attrs": (
+        "any",
+        "read-write",
+        "read-only",
+        "primary",
+        "standby",
+        "prefer-standby",
+    ),
+    "load_balance_hosts": ("disable", "random"),
+    "replication": ("true", "false", "on", "off", "yes", "no", "1", "0", "database"),
+    "ssl_min_protocol_version": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+    "ssl_max_protocol_version": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+}
+
+
+class InvalidName(ValueError):
+    """A variable name that is malformed or maps to no libpq keyword."""
+
+
+class InvalidValue(ValueError):
+    """A value libpq would reject for its keyword."""
+
+
+def check_name(name: str) -> None:
+    """Raise InvalidName unless NAME is a valid variable name that pgconnect can use."""
+    if not NAME_RE.fullmatch(name):
+        raise InvalidName(
+            f"invalid variable name {name!r}: names are upper case, digits and '_' "
+            "([A-Z_][A-Z0-9_]*), not starting with a digit"
+        )
+    keyword_for(name)
+
+
+def keyword_for(name: str) -> str | None:
+    """The libpq keyword a variable name maps to; None for DB_URL and plain project variables.
+
+    Raises InvalidName for a ``DB_`` name that maps to no libpq keyword.
+    """
+    if name == URL_NAME:
+        return None
+    if name in _ALIASES:
+        return _ALIASES[name]
+    if not name.startswith("DB_"):
+        return None
+    keyword = name[3:].lower()
+    if keyword not in LIBPQ_KEYWORDS:
+        raise InvalidName(
+            f"{name} maps to no libpq connection keyword ({keyword!r}); "
+            "DB_ names are DB_URL, DB_USERNAME, DB_NAME, DB_PASSWORD or DB_<libpq keyword>, "
+            "e.g. DB_HOST, DB_PORT, DB_SSLMODE"
+        )
+    return keyword
+
+
+def name_for(keyword: str) -> str:
+    """The variable name pgconnect writes for a libpq keyword."""
+    return KEYWORD_NAMES.get(keyword, "DB_" + keyword.upper())
+
+
+def is_connection_name(name: str) -> bool:
+    """True for DB_URL and every DB_ name that maps to a libpq keyword."""
+    if name == URL_NAME:
+        return True
+    try:
+        return keyword_for(name) is not None
+    except InvalidName:
+        return False
+
+
+def check_value(name: str, value: str) -> None:
+    """Raise InvalidValue if libpq would reject VALUE for the keyword NAME maps to."""
+    if "\x00" in value:
+        raise InvalidValue(f"{name}: value contains a NUL byte")
+    keyword = keyword_for(name)
+    if keyword is None:
+        return
+    if keyword == "port":
+        _check_ports(name, value)
+    elif keyword in _INTEGER_KEYWORDS:
+        if not re.fullmatch(r"-?[0-9]+", value.strip()):
+            raise InvalidValue(f"{name}: {value!r} is not an integer")
+    elif keyword in _BOOLEAN_KEYWORDS:
+        if value not in ("0", "1"):
+            raise InvalidValue(f"{name}: {value!r} is not 0 or 1")
+    elif keyword in _ENUM_KEYWORDS:
+        allowed = _ENUM_KEYWORDS[keyword]
+        if value not in allowed:
+            raise InvalidValue(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _check_ports(name: str, value: str) -> None:
+    # libpq: a comma-separated list, one per host; an empty entry means the default port.
+    parts = value.split(",")
+    for part in parts:
+        if part == "" and len(parts) > 1:
+            continue
+        if not part.isdigit() or not 1 <= int(part) <= 65535:
+            raise InvalidValue(f"{name}: {part!r} is not a port number (1-65535)")
+
+
+def check_host_port_lists(host: str | None, port: str | None) -> None:
+    """libpq: the port list has one entry, or exactly one per host."""
+    if host is None or port is None:
+        return
+    hosts = host.split(",")
+    ports = port.split(",")
+    if len(ports) not in (1, len(hosts)):
+        raise InvalidValue(
+            f"DB_PORT lists {len(ports)} ports for {len(hosts)} hosts; "
+            "give one port, or one per host"
+        )
+
+
+_URI_PASSWORD = re.compile(r"^postgres(?:ql)?://[^@/?#]*:[^@/?#]*@", re.IGNORECASE)
+_URI_PASSWORD_QUERY = re.compile(r"[?&]password=", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(?:^|\s)password\s*=", re.IGNORECASE)
+
+
+def url_has_password(url: str) -> bool:
+    """Does a connection string carry a password (userinfo, ?password=, or password=…)?"""
+    stripped = url.strip()
+    if re.match(r"^postgres(?:ql)?://", stripped, re.IGNORECASE):
+        return bool(_URI_PASSWORD.match(stripped) or _URI_PASSWORD_QUERY.search(stripped))
+    return bool(_KV_PASSWORD.search(stripped))
+
+
+def is_loopback_or_socket(host: str | None) -> bool:
+    """True when every host is a Unix socket path or a loopback address (default sslmode prefer)."""
+    if host is None or host == "":
+        return True
+    for h in host.split(","):
+        h = h.strip()
+        if h == "" or h.startswith("/") or h.startswith("@"):
+            continue
+        if h.lower() in ("localhost", "::1") or h.lower().endswith(".localhost"):
+            continue
+        if re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", h):
+            continue
+        return False
+    return True
+
+
+def default_sslmode(host: str | None) -> str:
+    """SPEC §2: prefer for sockets and loopback, require for anything else."""
+    return "prefer" if is_loopback_or_socket(host) else "require"

@@ -1,0 +1,544 @@
+"""The project file ``pgconnect.toml``: discovery, validated reading, and safe editing.
+
+Reading uses the stdlib ``tomllib`` (fast; enough for connecting). Editing uses tomlkit so the user's
+comments, order, quoting and line endings survive, and writes atomically: a temporary file in the same
+folder, fsync, rename, under an exclusive lock on the folder held across read-modify-write. A file that
+does not parse is never rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import stat
+import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pgconnect import params
+from pgconnect.errors import CommandError, ConfigError
+
+if TYPE_CHECKING:
+    import tomlkit.container
+    import tomlkit.items
+
+FILENAME = "pgconnect.toml"
+CONFIG_ENV = "PGCONNECT_CONFIG"
+ENV_ENV = "PGCONNECT_ENV"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One ``[env.<name>]`` section: its variables and its declared secrets."""
+
+    vars: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Project:
+    """A parsed, validated project file."""
+
+    path: Path
+    name: str
+    secrets: tuple[str, ...]
+    vars: dict[str, str]
+    envs: dict[str, Environment]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def check_env(self, env: str | None) -> None:
+        """Raise ConfigError if ENV is named but the file has no such environment."""
+        if env is not None and env not in self.envs:
+            known = ", ".join(sorted(self.envs)) or "none"
+            raise ConfigError(
+                f"{self.path}: no environment {env!r} (environments: {known})",
+                hint=f"create it with: pgconnect var set --env {env} NAME VALUE",
+            )
+
+    def declared_secrets(self, env: str | None) -> list[tuple[str, str | None]]:
+        """(name, env) of each secret the selection declares: the env's own, then the base's."""
+        out: list[tuple[str, str | None]] = []
+        if env is not None and env in self.envs:
+            out.extend((n, env) for n in self.envs[env].secrets)
+        out.extend((n, None) for n in self.secrets)
+        return out
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def find(config: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Path:
+    """The project file: --config, else $PGCONNECT_CONFIG, else the nearest pgconnect.toml upwards."""
+    explicit = config if config is not None else os.environ.get(CONFIG_ENV) or None
+    if explicit is not None:
+        path = Path(explicit)
+        if path.is_dir():
+            path = path / FILENAME
+        if not path.is_file():
+            origin = "--config" if config is not None else CONFIG_ENV
+            raise ConfigError(f"{path}: no such project file (from {origin})")
+        return path
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {FILENAME} in {here} or any parent folder",
+        hint="create one with: pgconnect init",
+    )
+
+
+def selected_env(env: str | None) -> str | None:
+    """--env, else $PGCONNECT_ENV, else None (the base)."""
+    if env:
+        return env
+    return os.environ.get(ENV_ENV) or None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load(path: Path) -> Project:
+    """Parse and validate the project file with tomllib."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse(path, data)
+
+
+def parse(path: Path, data: bytes) -> Project:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_syntax_message(path, str(exc))) from None
+    return _validate(path, doc)
+
+
+def _syntax_message(path: Path, msg: str) -> str:
+    m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
+    if m:
+        msg = msg[: m.start()].rstrip()
+        return f"{path}:{m.group(1)}:{m.group(2)}: invalid TOML: {msg}"
+    m = re.search(r"\(at end of document\)$", msg)
+    if m:
+        return f"{path}: invalid TOML at end of document: {msg[: m.start()].rstrip()}"
+    return f"{path}: invalid TOML: {msg}"
+
+
+def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
+    known = {"name", "secrets", "vars", "env"}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown top-level key {key!r} (expected name, secrets, [vars], [env.*])"
+            )
+    name = doc.get("name", path.parent.name)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: 'name' must be a non-empty string")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ConfigError(
+            f"{path}: name {name!r} may use only letters, digits, '.', '_' and '-' "
+            "(it names the project's keyring service)"
+        )
+    secrets = _secret_list(path, doc.get("secrets", []), "secrets")
+    base = _var_table(path, doc.get("vars", {}), "[vars]")
+    envs: dict[str, Environment] = {}
+    env_tables = doc.get("env", {})
+    if not isinstance(env_tables, dict):
+        raise ConfigError(f"{path}: 'env' must be a table of environments ([env.NAME.vars])")
+    for env_name, table in env_tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [env.{env_name}] must be a table")
+        check_env_name(env_name, path)
+        for key in table:
+            if key not in ("vars", "secrets"):
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in [env.{env_name}] (expected vars, secrets)"
+                )
+        envs[env_name] = Environment(
+            vars=_var_table(path, table.get("vars", {}), f"[env.{env_name}.vars]"),
+            secrets=tuple(_secret_list(path, table.get("secrets", []), f"env.{env_name}.secrets")),
+        )
+    for env_name, env in envs.items():
+        _check_host_ports(path, {**base, **env.vars}, f"[env.{env_name}.vars]")
+    _check_host_ports(path, base, "[vars]")
+    return Project(path=path, name=name, secrets=tuple(secrets), vars=base, envs=envs)
+
+
+def check_env_name(env: str, path: Path | None = None) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", env):
+        where = f"{path}: " if path else ""
+        raise ConfigError(
+            f"{where}environment name {env!r} may use only letters, digits, '_' and '-'"
+        )
+
+
+def _secret_list(path: Path, value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: '{where}' must be a list of names")
+    for name in value:
+        try:
+            params.check_name(name)
+        except params.InvalidName as exc:
+            raise ConfigError(f"{path}: {where}: {exc}") from None
+    return list(value)
+
+
+def _var_table(path: Path, value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {where} must be a table of NAME = \"value\"")
+    out: dict[str, str] = {}
+    for name, raw in value.items():
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise ConfigError(f"{path}: {where} {name}: value must be a string")
+        text = str(raw)
+        try:
+            validate_var(name, text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where} {exc}", hint=exc.hint) from None
+        out[name] = text
+    return out
+
+
+def _check_host_ports(path: Path, merged: Mapping[str, str], where: str) -> None:
+    try:
+        params.check_host_port_lists(merged.get("DB_HOST"), merged.get("DB_PORT"))
+    except params.InvalidValue as exc:
+        raise ConfigError(f"{path}: {where} {exc}") from None
+
+
+def validate_var(name: str, value: str) -> None:
+    """Validate a variable for the file: name, value, and no passwords (SPEC §1).
+
+    Raises ConfigError (exit 3) with a one-line message naming the key.
+    """
+    try:
+        params.check_name(name)
+        params.check_value(name, value)
+    except (params.InvalidName, params.InvalidValue) as exc:
+        raise ConfigError(str(exc)) from None
+    if name in (params.PASSWORD_NAME, "DB_SSLPASSWORD"):
+        raise ConfigError(
+            f"{name} is a password and never goes in the project file",
+            hint=f"store it in the keyring: pgconnect secret put {name}",
+        )
+    if name == params.URL_NAME and params.url_has_password(value):
+        raise ConfigError(
+            "DB_URL carries a password and cannot go in the project file",
+            hint="store the whole URL as a secret (pgconnect secret put DB_URL), or use "
+            "pgconnect init --from-url - to split it into variables and a DB_PASSWORD secret",
+        )
+
+
+# --------------------------------------------------------------------------- editing
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the folder itself: no lock file is left in the user's repository."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Editor:
+    """A tomlkit document being edited; ``save()`` writes it back atomically."""
+
+    def __init__(self, path: Path, real: Path, doc: tomlkit.TOMLDocument, crlf: bool) -> None:
+        self.path = path  # as the user named it, for messages
+        self.real = real  # the file written (a symlink's target)
+        self.doc = doc
+        self.crlf = crlf
+        self.changed = False
+
+    # -- variables
+
+    def _vars_table(self, env: str | None, create: bool) -> tomlkit.items.Table | None:
+        import tomlkit
+
+        if env is None:
+            if "vars" not in self.doc:
+                if not create:
+                    return None
+                self.doc.add("vars", tomlkit.table())
+            table = self.doc["vars"]
+        else:
+            envs = self._env_table(env, create)
+            if envs is None:
+                return None
+            if "vars" not in envs:
+                if not create:
+                    return None
+                envs.add("vars", tomlkit.table())
+            table = envs["vars"]
+        assert isinstance(table, dict)
+        return table  # type: ignore[return-value]
+
+    def _env_table(self, env: str, create: bool) -> tomlkit.items.Table | None:
+        import tomlkit
+
+        if "env" not in self.doc:
+            if not create:
+                return None
+            self.doc.add("env", tomlkit.table(is_super_table=True))
+        envs = self.doc["env"]
+        assert isinstance(envs, dict)
+        if env not in envs:
+            if not create:
+                return None
+            envs[env] = tomlkit.table(is_super_table=True)
+        table = envs[env]
+        assert isinstance(table, dict)
+        return table  # type: ignore[return-value]
+
+    def set_var(self, name: str, value: str, env: str | None) -> None:
+        validate_var(name, value)
+        if env is not None:
+            check_env_name(env, self.path)
+        table = self._vars_table(env, create=True)
+        assert table is not None
+        old = table.get(name)
+        if old == value:
+            return
+        table[name] = _string_like(old, value)
+        self.changed = True
+
+    def unset_var(self, name: str, env: str | None) -> bool:
+        table = self._vars_table(env, create=False)
+        if table is None or name not in table:
+            return False
+        del table[name]
+        self.changed = True
+        return True
+
+    def ensure_env(self, env: str) -> None:
+        check_env_name(env, self.path)
+        if self._env_table(env, create=False) is None:
+            self._env_table(env, create=True)
+            self.changed = True
+
+    # -- secret declarations
+
+    def _secret_array(self, env: str | None, create: bool) -> Any:
+        import tomlkit
+
+        holder: Any = self.doc if env is None else self._env_table(env, create)
+        if holder is None:
+            return None
+        if "secrets" not in holder:
+            if not create:
+                return None
+            arr = tomlkit.array()
+            if env is None:
+                _insert_top_level(self.doc, "secrets", arr)
+            else:
+                holder["secrets"] = arr
+        return holder["secrets"]
+
+    def declare_secret(self, name: str, env: str | None) -> None:
+        try:
+            params.check_name(name)
+        except params.InvalidName as exc:
+            raise ConfigError(str(exc)) from None
+        if env is not None:
+            check_env_name(env, self.path)
+        arr = self._secret_array(env, create=True)
+        if name not in arr:
+            arr.append(name)
+            self.changed = True
+
+    def undeclare_secret(self, name: str, env: str | None) -> bool:
+        arr = self._secret_array(env, create=False)
+        if arr is None or name not in arr:
+            return False
+        idx = list(arr).index(name)
+        del arr[idx]
+        self.changed = True
+        return True
+
+    # -- writing
+
+    def render(self) -> bytes:
+        text = self.doc.as_string()
+        if self.crlf:
+            text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+        return text.encode("utf-8")
+
+    def save(self) -> None:
+        data = self.render()
+        # Validate what we are about to write with the reader every other command uses.
+        parse(self.path, data)
+        atomic_write(self.real, data)
+
+
+def _insert_top_level(doc: tomlkit.TOMLDocument, key: str, value: Any) -> None:
+    """Insert a top-level key before the first table, after 'name' when present."""
+    body = doc.body
+    pos = len(body)
+    for i, (k, item) in enumerate(body):
+        if k is not None and hasattr(item, "value") and isinstance(item.value, dict):
+            pos = i
+            break
+    if pos == len(body):
+        doc.add(key, value)
+        return
+    # tomlkit has no public positional insert for documents; rebuild around the position.
+    names = [k.key if k is not None else None for k, _ in body]
+    if "name" in names:
+        after = names.index("name")
+        if after < pos:
+            pos = after + 1
+    doc._insert_at(pos, key, value)  # noqa: SLF001  (tomlkit's documented-in-code helper)
+
+
+def _string_like(old: Any, value: str) -> Any:
+    """A tomlkit string keeping the old value's quoting style when it can hold the new value."""
+    import tomlkit
+    from tomlkit.items import String, StringType
+
+    if isinstance(old, String) and old.type == StringType.SLL and "'" not in value and (
+        "\n" not in value and "\r" not in value
+    ):
+        return tomlkit.string(value, literal=True)
+    return tomlkit.string(value)
+
+
+@contextlib.contextmanager
+def edit(path: Path) -> Iterator[Editor]:
+    """Lock the folder, parse PATH with tomlkit, yield an Editor; save only if it changed.
+
+    The lock is held across read-modify-write so concurrent edits never lose each other's keys.
+    A file that fails to parse (by tomllib's standard, then tomlkit's) is never rewritten.
+    """
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    real = Path(os.path.realpath(path))  # a symlinked file is written through to its target
+    with _folder_lock(real.parent):
+        try:
+            data = real.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        parse(path, data)  # full validation with the same reader connections use
+        try:
+            doc = tomlkit.parse(data.decode("utf-8"))
+        except ParseError as exc:
+            raise ConfigError(f"{path}:{exc.line}:{exc.col}: invalid TOML: {exc}") from None
+        editor = Editor(path, real, doc, crlf=b"\r\n" in data)
+        yield editor
+        if editor.changed:
+            editor.save()
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write DATA to PATH atomically: temp file in the same folder, fsync, rename, fsync folder.
+
+    Keeps an existing file's mode (and owner, when permitted). Refuses a read-only file even when
+    running as root, who would otherwise replace it silently. Leaves no temporary file on failure.
+    """
+    folder = path.parent
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_IMODE(st.st_mode) & 0o222 or not os.access(path, os.W_OK):
+            raise CommandError(
+                f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}); nothing was changed",
+                hint=f"make it writable first: chmod u+w {path}",
+            )
+        mode = stat.S_IMODE(st.st_mode)
+    elif mode is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write in {folder}: {exc.strerror}; {path.name} was not changed"
+        ) from None
+    try:
+        try:
+            os.fchmod(fd, mode)
+            if st is not None and (st.st_uid != os.getuid() or st.st_gid != os.getgid()):
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fd, st.st_uid, st.st_gid)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        raise CommandError(f"cannot write {path}: {reason}; the file was not changed") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def create(path: Path, text: str, *, force: bool) -> None:
+    """Write a new project file; refuse to overwrite unless FORCE (then atomically)."""
+    data = text.encode("utf-8")
+    parse(path, data)
+    if path.exists() and not force:
+        raise ConfigError(
+            f"{path} already exists; nothing was changed",
+            hint="use --force to replace it",
+        )
+    with _folder_lock(path.parent):
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists; nothing was changed")
+        atomic_write(Path(os.path.realpath(path)), data)
+
+
+def initial_text(name: str, variables: Mapping[str, str] | None = None) -> str:
+    """The text of a new project file, commented for a first-time user."""
+    lines = [
+        "# pgconnect project file: connection variables for this project.",
+        "# Passwords never go here: `pgconnect secret put DB_PASSWORD` keeps them in the OS keyring.",
+        f'name = "{name}"',
+        "secrets = []",
+        "",
+        "[vars]",
+    ]
+    import json
+
+    for key, value in (variables or {}).items():
+        lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    if not variables:
+        lines += [
+            '# DB_HOST = "db.example.com"',
+            '# DB_PORT = "5432"',
+            '# DB_USERNAME = "app"',
+            '# DB_NAME = "app"',
+            '# DB_SSLMODE = "verify-full"',
+        ]
+    return "\n".join(lines) + "\n"

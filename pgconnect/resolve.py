@@ -1,0 +1,320 @@
+"""Where each value comes from (SPEC §2): environment, secrets, the file, libpq's env, defaults.
+
+``resolve()`` turns a project, a selected environment, the process environment and a secret store
+into ``Resolution``: every variable with its source, and the libpq connection parameters built from
+them. Nothing here prints; secret values stay wrapped in ``Secret`` until a caller reveals them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgconnect import params
+from pgconnect.errors import ConfigError
+from pgconnect.project import Project
+from pgconnect.secrets import MASK, Secret, SecretStore, service_name
+
+ENVIRONMENT = "environment"
+DEFAULT = "default"
+
+#: libpq's environment variables (https://www.postgresql.org/docs/current/libpq-envars.html).
+LIBPQ_ENV: dict[str, str] = {
+    "PGHOST": "host",
+    "PGHOSTADDR": "hostaddr",
+    "PGPORT": "port",
+    "PGDATABASE": "dbname",
+    "PGUSER": "user",
+    "PGPASSWORD": "password",
+    "PGPASSFILE": "passfile",
+    "PGREQUIREAUTH": "require_auth",
+    "PGCHANNELBINDING": "channel_binding",
+    "PGSERVICE": "service",
+    "PGOPTIONS": "options",
+    "PGAPPNAME": "application_name",
+    "PGSSLMODE": "sslmode",
+    "PGSSLNEGOTIATION": "sslnegotiation",
+    "PGSSLCOMPRESSION": "sslcompression",
+    "PGSSLCERT": "sslcert",
+    "PGSSLKEY": "sslkey",
+    "PGSSLCERTMODE": "sslcertmode",
+    "PGSSLROOTCERT": "sslrootcert",
+    "PGSSLCRL": "sslcrl",
+    "PGSSLCRLDIR": "sslcrldir",
+    "PGSSLSNI": "sslsni",
+    "PGREQUIREPEER": "requirepeer",
+    "PGSSLMINPROTOCOLVERSION": "ssl_min_protocol_version",
+    "PGSSLMAXPROTOCOLVERSION": "ssl_max_protocol_version",
+    "PGGSSENCMODE": "gssencmode",
+    "PGKRBSRVNAME": "krbsrvname",
+    "PGGSSLIB": "gsslib",
+    "PGGSSDELEGATION": "gssdelegation",
+    "PGCONNECT_TIMEOUT": "connect_timeout",
+    "PGCLIENTENCODING": "client_encoding",
+    "PGTARGETSESSIONATTRS": "target_session_attrs",
+    "PGLOADBALANCEHOSTS": "load_balance_hosts",
+}
+
+_ORDER = ["host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert"]
+
+
+@dataclass(frozen=True)
+class Value:
+    """One variable's effective value and where it came from."""
+
+    name: str
+    value: str | Secret
+    source: str
+
+    @property
+    def is_secret(self) -> bool:
+        return isinstance(self.value, Secret)
+
+    def shown(self) -> str:
+        return MASK if isinstance(self.value, Secret) else self.value
+
+    def reveal(self) -> str:
+        return self.value.reveal() if isinstance(self.value, Secret) else self.value
+
+
+@dataclass(frozen=True)
+class Param:
+    """One libpq connection parameter. ``explicit`` is False for libpq-env values (libpq reads
+    them itself; pgconnect only reports them)."""
+
+    keyword: str
+    name: str | None
+    value: str | Secret
+    source: str
+    explicit: bool = True
+
+    @property
+    def is_secret(self) -> bool:
+        return isinstance(self.value, Secret)
+
+    def shown(self) -> str:
+        return MASK if isinstance(self.value, Secret) else self.value
+
+    def reveal(self) -> str:
+        return self.value.reveal() if isinstance(self.value, Secret) else self.value
+
+
+@dataclass
+class Resolution:
+    """The effective configuration of one environment."""
+
+    project: Project
+    env: str | None
+    values: dict[str, Value]
+    params: list[Param] = field(default_factory=list)
+    missing_secrets: list[str] = field(default_factory=list)
+
+    def param(self, keyword: str) -> Param | None:
+        for p in self.params:
+            if p.keyword == keyword:
+                return p
+        return None
+
+    def get(self, keyword: str) -> str | None:
+        p = self.param(keyword)
+        return None if p is None else p.reveal()
+
+    def connect_params(self) -> dict[str, str]:
+        """The explicit keyword → value mapping to hand to libpq (secrets revealed)."""
+        return {p.keyword: p.reveal() for p in self.params if p.explicit}
+
+    def plain_vars(self) -> dict[str, Value]:
+        """Project variables that are not connection names (exported by ``exec``)."""
+        return {n: v for n, v in self.values.items() if not params.is_connection_name(n)}
+
+    @property
+    def host(self) -> str | None:
+        return self.get("host")
+
+    def missing_secret_warning(self) -> str | None:
+        if not self.missing_secrets:
+            return None
+        names = ", ".join(self.missing_secrets)
+        where = f" --env {self.env}" if self.env else ""
+        return (
+            f"declared secret {names} is not set in the secret store; "
+            f"set it with: pgconnect secret put {self.missing_secrets[0]}{where}"
+        )
+
+
+def file_source(env: str | None) -> str:
+    return "file:[vars]" if env is None else f"file:[env.{env}.vars]"
+
+
+def resolve_values(
+    project: Project,
+    env: str | None,
+    environ: Mapping[str, str],
+    store: SecretStore | Callable[[], SecretStore] | None,
+    *,
+    names: set[str] | None = None,
+) -> tuple[dict[str, Value], list[str]]:
+    """Every variable's effective value (SPEC §2 order) and the declared-but-unset secrets.
+
+    STORE may be a factory so the keyring is only opened when a secret is actually needed (a value
+    from the environment never touches it). NAMES limits the work to those variables.
+    """
+    project.check_env(env)
+    env_vars = project.envs[env].vars if env is not None else {}
+    declared = project.declared_secrets(env)
+    declared_names = {n for n, _ in declared}
+
+    for n in declared_names:
+        where = [t for t, table in ((file_source(None), project.vars),) if n in table]
+        if n in env_vars:
+            where.append(file_source(env))
+        if where:
+            raise ConfigError(
+                f"{project.path}: {n} is both a secret and a variable in {', '.join(where)}",
+                hint=f"remove one: pgconnect var unset {n}, or pgconnect secret delete {n}",
+            )
+
+    candidates = set(project.vars) | set(env_vars) | declared_names
+    candidates |= {k for k in environ if params.is_connection_name(k)}
+    if names is not None:
+        candidates &= names
+
+    opened: list[SecretStore] = []
+
+    def the_store() -> SecretStore:
+        if not opened:
+            if store is None:
+                raise ConfigError("no secret store was given")  # programming error guard
+            opened.append(store() if callable(store) else store)
+        return opened[0]
+
+    out: dict[str, Value] = {}
+    missing: list[str] = []
+    for name in sorted(candidates):
+        value: Value | None = None
+        if name in environ:
+            raw = environ[name]
+            try:
+                params.check_value(name, raw)
+            except params.InvalidValue as exc:
+                raise ConfigError(f"environment variable {exc}") from None
+            secret_like = name in declared_names or params.keyword_for(name) in (
+                params.SECRET_KEYWORDS
+            )
+            value = Value(name, Secret(raw) if secret_like else raw, ENVIRONMENT)
+        elif name in declared_names:
+            for decl_name, decl_env in declared:
+                if decl_name != name:
+                    continue
+                service = service_name(project.name, decl_env)
+                got = the_store().get(service, name)
+                if got is not None:
+                    value = Value(name, got, f"secret:{service}")
+                    break
+            if value is None and name not in env_vars and name not in project.vars:
+                missing.append(name)
+        if value is None and name in env_vars:
+            value = Value(name, env_vars[name], file_source(env))
+        if value is None and name in project.vars:
+            value = Value(name, project.vars[name], file_source(None))
+        if value is not None:
+            out[name] = value
+    return out, missing
+
+
+def resolve(
+    project: Project,
+    env: str | None,
+    store: SecretStore | Callable[[], SecretStore] | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    connection_only: bool = False,
+) -> Resolution:
+    """Resolve every variable, then build the connection parameters from them."""
+    environ = os.environ if environ is None else environ
+    names = None
+    if connection_only:
+        env_vars = project.envs[env].vars if env is not None and env in project.envs else {}
+        every = (
+            set(project.vars)
+            | set(env_vars)
+            | {n for n, _ in project.declared_secrets(env)}
+            | set(environ)
+        )
+        names = {n for n in every if params.is_connection_name(n)}
+    values, missing = resolve_values(project, env, environ, store, names=names)
+    resolution = Resolution(project=project, env=env, values=values, missing_secrets=missing)
+    resolution.params = build_params(values, project.folder, environ)
+    return resolution
+
+
+def build_params(
+    values: Mapping[str, Value], folder: Path, environ: Mapping[str, str]
+) -> list[Param]:
+    """libpq parameters: DB_URL as the base, explicit DB_* over its parts, then defaults."""
+    out: dict[str, Param] = {}
+    url = values.get(params.URL_NAME)
+    if url is not None:
+        from pgconnect.conninfo import parse
+
+        for keyword, raw in parse(url.reveal()).items():
+            secret = url.is_secret and keyword in params.SECRET_KEYWORDS
+            secret = secret or keyword in params.SECRET_KEYWORDS
+            out[keyword] = Param(keyword, url.name, Secret(raw) if secret else raw, url.source)
+
+    users = [n for n in ("DB_USERNAME", "DB_USER") if n in values]
+    if len(users) == 2 and values["DB_USERNAME"].reveal() != values["DB_USER"].reveal():
+        raise ConfigError(
+            "DB_USERNAME and DB_USER are both set, to different users; keep one "
+            f"(DB_USERNAME from {values['DB_USERNAME'].source}, "
+            f"DB_USER from {values['DB_USER'].source})"
+        )
+    for name, value in values.items():
+        keyword = params.keyword_for(name)
+        if keyword is None or (name == "DB_USER" and "DB_USERNAME" in values):
+            continue
+        raw: str | Secret = value.value
+        if (
+            keyword in params.PATH_KEYWORDS
+            and value.source.startswith("file:")
+            and isinstance(raw, str)
+        ):
+            raw = _relative_to(raw, folder)
+        if keyword in params.SECRET_KEYWORDS and isinstance(raw, str):
+            raw = Secret(raw)
+        out[keyword] = Param(keyword, name, raw, value.source)
+
+    host = out["host"].reveal() if "host" in out else None
+    port = out["port"].reveal() if "port" in out else None
+    try:
+        params.check_host_port_lists(host, port)
+    except params.InvalidValue as exc:
+        raise ConfigError(str(exc)) from None
+
+    # libpq's own environment variables fill what nobody set; report them (libpq reads them).
+    for var, keyword in LIBPQ_ENV.items():
+        if keyword not in out and environ.get(var):
+            raw_env: str | Secret = environ[var]
+            if keyword in params.SECRET_KEYWORDS:
+                raw_env = Secret(environ[var])
+            out[keyword] = Param(keyword, None, raw_env, f"libpq-env:{var}", explicit=False)
+
+    if "sslmode" not in out:
+        effective_host = out["host"].reveal() if "host" in out else None
+        out["sslmode"] = Param(
+            "sslmode", "DB_SSLMODE", params.default_sslmode(effective_host), DEFAULT
+        )
+
+    def order(p: Param) -> tuple[int, str]:
+        return (_ORDER.index(p.keyword) if p.keyword in _ORDER else len(_ORDER), p.keyword)
+
+    return sorted(out.values(), key=order)
+
+
+def _relative_to(path: str, folder: Path) -> str:
+    # Special libpq values that are not paths.
+    if path in ("system",) or path.startswith("~") or os.path.isabs(path):
+        return os.path.expanduser(path) if path.startswith("~") else path
+    return str(folder / path)

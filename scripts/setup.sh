@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what pgconnect's tests, sandbox and benchmarks need on a fresh Debian/Ubuntu machine:
+# system packages (when missing; needs root, or sudo), then a virtual environment in .venv with
+# pgconnect and its development tools. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || have_cmd initdb; }
+have_pg_server || need+=(postgresql)
+have_cmd psql || need+=(postgresql-client)
+have_cmd gnome-keyring-daemon || need+=(gnome-keyring)
+have_cmd dbus-run-session || need+=(dbus-daemon dbus-bin)
+have_cmd dbus-daemon || need+=(dbus-daemon)
+have_cmd secret-tool || need+=(libsecret-tools)
+have_cmd pgbouncer || need+=(pgbouncer)
+have_cmd runuser || need+=(util-linux)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need[*]}" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); elif have_cmd sudo; then sudo=(sudo); else
+    echo "setup: need root (or sudo) to install: ${need[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian's postgresql package starts a cluster of its own; our tests start their own on free
+  # ports and do not need it.
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.pgconnect-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+
+# node-postgres for the cross-driver login tests (Node is optional; those tests need it).
+if have_cmd npm && [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules/pg ]; then
+  (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
+fi
