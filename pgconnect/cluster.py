@@ -118,7 +118,9 @@ class Cluster:
     def logfile(self) -> Path:
         return self.root / "server.log"
 
-    def _run(self, argv: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, argv: Sequence[str], *, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         cmd = list(argv)
         if self.user is not None:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
@@ -129,7 +131,9 @@ class Cluster:
                 cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd="/"
             )
         except subprocess.TimeoutExpired:
-            raise CommandError(f"{Path(argv[0]).name} did not finish within {timeout:g} s") from None
+            raise CommandError(
+                f"{Path(argv[0]).name} did not finish within {timeout:g} s"
+            ) from None
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             tail = detail[-1] if detail else f"exit status {proc.returncode}"

@@ -30,4 +30,6 @@ def parse(dsn: str) -> dict[str, str]:
     try:
         return {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(dsn).items()}
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"DB_URL is not a valid connection string: {redact(str(exc), dsn)}") from None
+        raise ConfigError(
+            f"DB_URL is not a valid connection string: {redact(str(exc), dsn)}"
+        ) from None

@@ -73,7 +73,12 @@ SSLMODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca
 #: Names with a meaning of their own (SPEC §1).
 URL_NAME = "DB_URL"
 PASSWORD_NAME = "DB_PASSWORD"
-_ALIASES = {"DB_USERNAME": "user", "DB_USER": "user", "DB_NAME": "dbname", "DB_PASSWORD": "password"}
+_ALIASES = {
+    "DB_USERNAME": "user",
+    "DB_USER": "user",
+    "DB_NAME": "dbname",
+    "DB_PASSWORD": "password",
+}
 
 #: The keyword → the name pgconnect writes for it (the preferred spelling, as in the seed page).
 KEYWORD_NAMES = {"user": "DB_USERNAME", "dbname": "DB_NAME", "password": "DB_PASSWORD"}
@@ -87,7 +92,13 @@ PATH_KEYWORDS = frozenset(
 SECRET_KEYWORDS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key"})
 
 _INTEGER_KEYWORDS = frozenset(
-    {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
+    {
+        "connect_timeout",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+    }
 )
 _BOOLEAN_KEYWORDS = frozenset({"keepalives", "sslcompression", "sslsni", "gssdelegation"})
 _ENUM_KEYWORDS: dict[str, tuple[str, ...]] = {

@@ -199,7 +199,7 @@ def _secret_list(path: Path, value: Any, where: str) -> list[str]:
 
 def _var_table(path: Path, value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {where} must be a table of NAME = \"value\"")
+        raise ConfigError(f'{path}: {where} must be a table of NAME = "value"')
     out: dict[str, str] = {}
     for name, raw in value.items():
         if isinstance(raw, bool) or not isinstance(raw, str | int):
@@ -404,7 +404,7 @@ def _insert_top_level(doc: tomlkit.TOMLDocument, key: str, value: Any) -> None:
         after = names.index("name")
         if after < pos:
             pos = after + 1
-    doc._insert_at(pos, key, value)  # noqa: SLF001  (tomlkit's documented-in-code helper)
+    doc._insert_at(pos, key, value)
 
 
 def _string_like(old: Any, value: str) -> Any:
@@ -412,8 +412,11 @@ def _string_like(old: Any, value: str) -> Any:
     import tomlkit
     from tomlkit.items import String, StringType
 
-    if isinstance(old, String) and old.type == StringType.SLL and "'" not in value and (
-        "\n" not in value and "\r" not in value
+    if (
+        isinstance(old, String)
+        and old.type == StringType.SLL
+        and "'" not in value
+        and ("\n" not in value and "\r" not in value)
     ):
         return tomlkit.string(value, literal=True)
     return tomlkit.string(value)

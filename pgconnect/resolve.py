@@ -259,10 +259,9 @@ def build_params(
     if url is not None:
         from pgconnect.conninfo import parse
 
-        for keyword, raw in parse(url.reveal()).items():
-            secret = url.is_secret and keyword in params.SECRET_KEYWORDS
-            secret = secret or keyword in params.SECRET_KEYWORDS
-            out[keyword] = Param(keyword, url.name, Secret(raw) if secret else raw, url.source)
+        for url_keyword, part in parse(url.reveal()).items():
+            shown: str | Secret = Secret(part) if url_keyword in params.SECRET_KEYWORDS else part
+            out[url_keyword] = Param(url_keyword, url.name, shown, url.source)
 
     users = [n for n in ("DB_USERNAME", "DB_USER") if n in values]
     if len(users) == 2 and values["DB_USERNAME"].reveal() != values["DB_USER"].reveal():
@@ -272,9 +271,10 @@ def build_params(
             f"DB_USER from {values['DB_USER'].source})"
         )
     for name, value in values.items():
-        keyword = params.keyword_for(name)
-        if keyword is None or (name == "DB_USER" and "DB_USERNAME" in values):
+        kw = params.keyword_for(name)
+        if kw is None or (name == "DB_USER" and "DB_USERNAME" in values):
             continue
+        keyword: str = kw
         raw: str | Secret = value.value
         if (
             keyword in params.PATH_KEYWORDS

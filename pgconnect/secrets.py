@@ -136,8 +136,9 @@ def _load_backend() -> object:
     from keyring.backends import fail
 
     backend = keyring.get_keyring()
-    if isinstance(backend, fail.Keyring) or type(backend).__name__ in ("Keyring",) and (
-        type(backend).__module__.endswith(("fail", "null"))
+    if isinstance(backend, fail.Keyring) or (
+        type(backend).__name__ in ("Keyring",)
+        and (type(backend).__module__.endswith(("fail", "null")))
     ):
         raise SecretStoreError(
             "no OS keyring is available (no Secret Service on D-Bus, Keychain or Credential Locker)",
@@ -215,7 +216,9 @@ class FileStore:
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise SecretStoreError(f"cannot open the file store {self.path}: {exc.strerror}") from None
+            raise SecretStoreError(
+                f"cannot open the file store {self.path}: {exc.strerror}"
+            ) from None
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
             if stat.S_IMODE(st.st_mode) & 0o077:

@@ -69,7 +69,7 @@ class PKI:
 
 
 @pytest.fixture(scope="session")
-def pki_files(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+def pki_files() -> Iterator[PKI]:
     folder = Path(tempfile.mkdtemp(prefix="pgconnect-pki-"))
     os.chmod(folder, 0o755)
     ca = pki.CA("pgconnect test CA")
@@ -82,7 +82,7 @@ def pki_files(tmp_path_factory: pytest.TempPathFactory) -> PKI:
         server=ca.issue_server("localhost", SERVER_SANS),
         wrong_host=ca.issue_server("wrong-host.invalid", WRONG_HOST_SANS),
     )
-    yield result  # type: ignore[misc]
+    yield result
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -126,7 +126,7 @@ class Server:
     def connect(self, **overrides: Any) -> Any:
         import psycopg
 
-        return psycopg.connect(**self.params(**overrides), autocommit=True)
+        return psycopg.connect(conninfo="", autocommit=True, **self.params(**overrides))  # type: ignore[arg-type]
 
     def execute(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self.connect() as conn:
@@ -471,8 +471,14 @@ def write_project(folder: Path, text: str) -> Path:
     return path
 
 
-def project_for(server: Server, folder: Path, *, name: str = "t", sslmode: str = "verify-full",
-                extra: Sequence[str] = ()) -> Path:
+def project_for(
+    server: Server,
+    folder: Path,
+    *,
+    name: str = "t",
+    sslmode: str = "verify-full",
+    extra: Sequence[str] = (),
+) -> Path:
     """A project file pointing at SERVER (password to be supplied by env or secret)."""
     lines = [
         f'name = "{name}"',

@@ -50,7 +50,9 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Show pgconnect, psycopg and libpq versions.", is_eager=True,
+            "--version",
+            help="Show pgconnect, psycopg and libpq versions.",
+            is_eager=True,
             callback=_version,
         ),
     ] = False,

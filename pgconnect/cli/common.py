@@ -77,7 +77,8 @@ EnvOpt = Annotated[
 DebugOpt = Annotated[
     bool,
     typer.Option(
-        "--debug", help="Show a traceback (never with local variables) for unexpected errors.",
+        "--debug",
+        help="Show a traceback (never with local variables) for unexpected errors.",
         callback=_remember("debug"),
     ),
 ]
