@@ -178,7 +178,8 @@ def connect(
         kwargs["connect_timeout"] = str(max(1, round(timeout)))
     secrets = tuple(v for k, v in kwargs.items() if k in ("password", "sslpassword") and v)
     try:
-        return psycopg.connect("", autocommit=autocommit, prepare_threshold=None, **kwargs)
+        conninfo = psycopg.conninfo.make_conninfo("", **kwargs)
+        return psycopg.connect(conninfo, autocommit=autocommit, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise classify(exc, secrets).error from None
     except psycopg.ProgrammingError as exc:  # invalid conninfo (e.g. a bad keyword)
