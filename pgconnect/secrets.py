@@ -149,9 +149,10 @@ def no_keyring(reason: str) -> NoKeyringError:
 def keyring_locked(detail: str) -> KeyringLockedError:
     return KeyringLockedError(
         f"the keyring is locked ({detail}); no secret was read or written",
-        hint="unlock the login keyring (log in to the desktop or use your keyring manager; "
-        "headless: printf '%s' \"$KEYRING_PASSWORD\" | gnome-keyring-daemon --unlock), or set "
-        "the value in the environment for this run",
+        hint="unlock the login keyring (log in to the desktop, or use your keyring manager; "
+        "headless, restart it unlocked: printf '%s' \"$KEYRING_PASSWORD\" | "
+        "gnome-keyring-daemon --replace --unlock --daemonize), or set the value in the "
+        "environment for this run",
     )
 
 

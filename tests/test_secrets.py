@@ -405,6 +405,18 @@ def test_bulk_json_sets_and_null_deletes(
     assert SENTINEL not in path.read_text()
 
 
+def test_bulk_null_for_a_declared_but_unset_or_unknown_secret(
+    cli: Any, ks: KeyringSession, isolated: Path
+) -> None:
+    name = unique()
+    path = write_project(isolated, f'name = "{name}"\nsecrets = ["API_TOKEN"]\n')
+    result = cli("secret", "bulk", input='{"API_TOKEN": null, "NEVER": null}', env=ks.environ())
+    assert result.returncode == 0, result
+    assert "removed the declaration of API_TOKEN" in result.stderr
+    assert "NEVER was neither set nor declared" in result.stderr
+    assert declared(path)["secrets"] == []
+
+
 def test_bulk_dotenv_from_stdin_for_an_environment(
     cli: Any, ks: KeyringSession, proj: tuple[Path, str]
 ) -> None:

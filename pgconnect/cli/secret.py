@@ -87,6 +87,10 @@ def _where(env: str | None) -> str:
     return "secrets" if env is None else f"[env.{env}] secrets"
 
 
+def _label(store: SecretStore) -> str:
+    return "file store" if store.kind == "file" else store.kind
+
+
 def _read_value(name: str) -> Secret:
     """The value: hidden prompt asked twice on a terminal, else all of stdin minus one newline."""
     from pgconnect.secrets import strip_one_newline
@@ -164,7 +168,7 @@ def put(
         editor.declare_secret(name, ctx.env)
         store.set(service, name, value)
     common.note(
-        f"stored {name} in the {store.kind} (service {service}) and declared it in "
+        f"stored {name} in the {_label(store)} (service {service}) and declared it in "
         f"{_where(ctx.env)} of {ctx.project.path}"
     )
 
@@ -242,7 +246,7 @@ def delete(
     if not declared and store.get(service, name) is None:
         raise ConfigError(f"{name} is not a secret in {_where(ctx.env)} of {ctx.project.path}")
     if not yes and not typer.confirm(
-        f"Delete {name} from the {store.kind} (service {service}) and from {_where(ctx.env)}?",
+        f"Delete {name} from the {_label(store)} (service {service}) and from {_where(ctx.env)}?",
         default=False,
         err=True,
     ):
@@ -307,28 +311,33 @@ def bulk(
             common.out(f"{verb}  {name.ljust(width)}  ({service})")
         return
     store = common.open_store()
-    done: list[tuple[str, bool]] = []
+    env_table = ctx.project.envs.get(ctx.env) if ctx.env is not None else None
+    own = set(ctx.project.secrets if ctx.env is None else env_table.secrets if env_table else ())
+    done: list[tuple[str, str]] = []  # (name, what happened: set / deleted / absent)
     try:
         for name, value in entries.items():
             if value is not None:
                 store.set(service, name, Secret(value))
-                done.append((name, True))
+                done.append((name, "set"))
             else:
                 removed = store.delete(service, name)
-                done.append((name, False))
-                if not removed:
-                    common.note(f"{name} had no value in the {store.kind}")
+                done.append((name, "deleted" if removed else "absent"))
     finally:
         # Declarations follow what really happened, also when a store call failed half-way.
         if done:
             with projectfile.edit(ctx.project.path) as editor:
-                for name, was_set in done:
-                    if was_set:
+                for name, what in done:
+                    if what == "set":
                         editor.declare_secret(name, ctx.env)
                     else:
                         editor.undeclare_secret(name, ctx.env)
-    for name, was_set in done:
-        common.note(f"{'set' if was_set else 'deleted'} {name} ({service})")
+    for name, what in done:
+        if what != "absent":
+            common.note(f"{what} {name} ({service})")
+        elif name in own:
+            common.note(f"removed the declaration of {name} (it had no value in {service})")
+        else:
+            common.note(f"{name} was neither set nor declared ({service}); nothing to delete")
 
 
 def _source_label(source: str | None) -> str:
