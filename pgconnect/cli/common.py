@@ -99,9 +99,21 @@ class Context:
 
 
 def open_store() -> SecretStore:
+    """The secret store; using the opt-in plaintext file store says so on stderr (SPEC §3)."""
+    from pgconnect.secrets import FileStore
     from pgconnect.secrets import open_store as _open
 
-    return _open()
+    store = _open()
+    if isinstance(store, FileStore) and not _warned_file_store:
+        _warned_file_store.append(True)
+        warn(
+            f"using the plaintext file store {store.path} (PGCONNECT_SECRET_STORE=file), "
+            "not the OS keyring"
+        )
+    return store
+
+
+_warned_file_store: list[bool] = []
 
 
 def find_project(config: str | None) -> Path:
