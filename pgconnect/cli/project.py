@@ -96,7 +96,8 @@ def var_set(
     path = projectfile.find(config)
     chosen = projectfile.selected_env(env)
     _check_name(name)
-    with projectfile.edit(path) as editor:
+    # lenient: a file holding an invalid value can be repaired by setting that value.
+    with projectfile.edit(path, lenient=True) as editor:
         editor.set_var(name, value, chosen)
     where = "[vars]" if chosen is None else f"[env.{chosen}.vars]"
     common.note(f"set {name} in {where} of {path}")
@@ -187,12 +188,15 @@ def var_unset(
 
       pgconnect var unset --env staging DB_HOST
     """
-    ctx = common.load(config, env)
-    with projectfile.edit(ctx.project.path) as editor:
-        removed = editor.unset_var(name, ctx.env)
-    where = "[vars]" if ctx.env is None else f"[env.{ctx.env}.vars]"
+    path = projectfile.find(config)
+    chosen = projectfile.selected_env(env)
+    where = "[vars]" if chosen is None else f"[env.{chosen}.vars]"
+    # lenient: removing an invalid variable (DB_FOO) is how a user repairs the file.
+    with projectfile.edit(path, lenient=True) as editor:
+        editor.check_env(chosen)
+        removed = editor.unset_var(name, chosen)
     if not removed:
-        raise ConfigError(f"{name} is not set in {where} of {ctx.project.path}")
+        raise ConfigError(f"{name} is not set in {where} of {path}")
     common.note(f"removed {name} from {where}")
 
 
