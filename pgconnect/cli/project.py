@@ -138,6 +138,9 @@ def var_get(
     if name not in values:
         where = "" if ctx.env is None else f" (environment {ctx.env})"
         raise ConfigError(f"{name} is not set{where}")
+    if values[name].is_secret:
+        # e.g. DB_PASSWORD from the environment: a secret is never printed (SPEC §9).
+        raise ConfigError(f"{name} is a secret ({values[name].source}); its value is never printed")
     common.out(values[name].reveal())
 
 
@@ -169,8 +172,10 @@ def var_list(
         common.note("no variables set; add one with: pgconnect var set DB_HOST db.example.com")
         return
     width = max(len(n) for n in values)
+    value_width = max(len(v.shown()) for v in values.values())
     for n, v in values.items():
-        common.out(f"{n.ljust(width)}  {v.shown()}  ({v.source})")
+        # Columns aligned like explain's; the source is last so a long value cannot hide it.
+        common.out(f"{n.ljust(width)}  {v.shown().ljust(value_width)}  ({v.source})")
 
 
 @var_app.command("unset")
