@@ -271,7 +271,10 @@ def validate_var(name: str, value: str) -> None:
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """An exclusive flock on the folder itself: no lock file is left in the user's repository."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise CommandError(f"cannot lock {folder}: {exc.strerror}; nothing was changed") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

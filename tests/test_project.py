@@ -570,7 +570,16 @@ def _unprivileged() -> tuple[list[str], int, int] | None:
     return prefix, entry.pw_uid, entry.pw_gid
 
 
-def test_a_read_only_folder_is_a_clear_error_with_no_temporary_file() -> None:
+@pytest.mark.parametrize(
+    ("folder_mode", "message"),
+    [
+        (0o555, "cannot write in {folder}: Permission denied; pgconnect.toml was not changed"),
+        (0o333, "cannot lock {folder}: Permission denied; nothing was changed"),  # unlistable
+    ],
+)
+def test_a_folder_we_cannot_write_is_a_clear_error_with_no_temporary_file(
+    folder_mode: int, message: str
+) -> None:
     who = _unprivileged()
     if who is None:
         pytest.skip("running as root without a postgres user to drop to")
@@ -585,7 +594,7 @@ def test_a_read_only_folder_is_a_clear_error_with_no_temporary_file() -> None:
         os.chown(folder, uid, gid)
         os.chown(path, uid, gid)
         path.chmod(0o644)  # the file is writable, the folder is not
-        folder.chmod(0o555)
+        folder.chmod(folder_mode)
         with unchanged(path):
             proc = subprocess.run(
                 [*prefix, sys.executable, "-m", "pgconnect", "var", "set", "DB_HOST", "x"],
@@ -597,9 +606,7 @@ def test_a_read_only_folder_is_a_clear_error_with_no_temporary_file() -> None:
             )
         r = Result(proc.returncode, proc.stdout, proc.stderr, [])
         assert_clean_failure(r, 1)
-        assert error_lines(r) == [
-            f"error: cannot write in {folder}: Permission denied; pgconnect.toml was not changed"
-        ]
+        assert error_lines(r) == ["error: " + message.format(folder=folder)]
     finally:
         with contextlib.suppress(OSError):
             (base / "project").chmod(0o755)
