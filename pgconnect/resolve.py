@@ -47,6 +47,8 @@ LIBPQ_ENV: dict[str, str] = {
     "PGREQUIREPEER": "requirepeer",
     "PGSSLMINPROTOCOLVERSION": "ssl_min_protocol_version",
     "PGSSLMAXPROTOCOLVERSION": "ssl_max_protocol_version",
+    "PGMINPROTOCOLVERSION": "min_protocol_version",  # libpq 18
+    "PGMAXPROTOCOLVERSION": "max_protocol_version",  # libpq 18
     "PGGSSENCMODE": "gssencmode",
     "PGKRBSRVNAME": "krbsrvname",
     "PGGSSLIB": "gsslib",
