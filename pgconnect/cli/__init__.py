@@ -99,6 +99,15 @@ def _print_error(exc: PgconnectError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
+    import os
+
+    from pgconnect.completion import COMPLETE_VAR
+
+    if os.environ.get(COMPLETE_VAR):
+        # A <Tab> from the scripts in completions/ (SPEC §10): Typer answers and exits.
+        from pgconnect.completion import install_classes
+
+        install_classes()
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
