@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -360,20 +361,33 @@ def _start(cluster: Cluster) -> None:
     try:
         cluster.start(timeout=60)
     except CommandError as exc:
-        tail = _log_tail(cluster.logfile)
+        # The cluster (and its log) is removed on failure: carry the log's reasons in the message.
+        reasons = _log_reasons(cluster.logfile)
         raise CommandError(
-            f"PostgreSQL did not start: {tail or exc.message}",
-            hint=f"the server log is {cluster.logfile}",
+            f"PostgreSQL did not start: {'; '.join(reasons) or exc.message}",
+            hint="nothing was kept; with --port, try another port (or leave --port out)",
         ) from None
 
 
-def _log_tail(path: Path) -> str:
+_LOG_PREFIX = re.compile(r"^\S+ \S+ \S+ \[\d+\] ")  # "2026-01-01 10:00:00.000 UTC [123] "
+
+
+def _log_reasons(path: Path) -> list[str]:
+    """The server log's error lines, without timestamps, first the most specific, at most three."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
-        return ""
-    important = [ln for ln in lines if "FATAL" in ln or "ERROR" in ln or "could not" in ln]
-    return (important or lines or [""])[-1].strip()
+        return []
+    picked: list[str] = []
+    for raw in lines:
+        line = _LOG_PREFIX.sub("", raw).strip()
+        if line.startswith(("FATAL:", "PANIC:", "ERROR:")) or (
+            line.startswith("LOG:") and "could not" in line
+        ):
+            text = re.sub(r"^LOG:\s+", "", line)
+            if text not in picked:
+                picked.append(text)
+    return picked[:3]
 
 
 def _create_role_and_db(state: State, superuser_pw: str, password: str) -> str:
