@@ -50,12 +50,10 @@ ZSH = """\
   eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(var)s=complete_zsh %(prog)s 2>/dev/null)
 }
 
+compdef %(func)s %(prog)s
 if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
-  # autoloaded from $fpath on the first <Tab>: complete now
+  # autoloaded from $fpath by the first <Tab>: complete now too (later <Tab>s call the function)
   %(func)s "$@"
-else
-  # sourced: register for later
-  compdef %(func)s %(prog)s
 fi
 """
 
