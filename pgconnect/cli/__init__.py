@@ -17,12 +17,9 @@ from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
+# The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
 app = typer.Typer(
     name="pgconnect",
-    help=(
-        "Connect code and scripts to PostgreSQL: project variables in pgconnect.toml, passwords "
-        "in the OS keyring, verified TLS, and queries as tables, JSON or CSV."
-    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -57,7 +54,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Connect code and scripts to PostgreSQL.
+    """Connect code and scripts to PostgreSQL: project variables in pgconnect.toml, passwords
+    in the OS keyring, verified TLS, and queries as tables, JSON or CSV.
 
     Examples:
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -155,11 +155,19 @@ def load(config: str | None, env: str | None, *, env_may_be_new: bool = False) -
 _consoles: dict[str, Console] = {}
 
 
+def _color_system() -> Literal["auto"] | None:
+    # NO_COLOR (no-color.org): rich alone drops colours but still sends bold/underline escapes;
+    # no colour system at all means plain text on a terminal too.
+    return None if no_color() else "auto"
+
+
 def err_console() -> Console:
     if "err" not in _consoles:
         from rich.console import Console
 
-        _consoles["err"] = Console(stderr=True, highlight=False, soft_wrap=True)
+        _consoles["err"] = Console(
+            stderr=True, highlight=False, soft_wrap=True, color_system=_color_system()
+        )
     return _consoles["err"]
 
 
@@ -167,7 +175,7 @@ def out_console() -> Console:
     if "out" not in _consoles:
         from rich.console import Console
 
-        _consoles["out"] = Console(highlight=False, soft_wrap=True)
+        _consoles["out"] = Console(highlight=False, soft_wrap=True, color_system=_color_system())
     return _consoles["out"]
 
 
@@ -217,7 +225,8 @@ def stdout_is_tty() -> bool:
 
 
 def no_color() -> bool:
-    return "NO_COLOR" in os.environ
+    # no-color.org: set and not empty.
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def require_env_exists(ctx: Context) -> None:
