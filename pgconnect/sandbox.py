@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -190,8 +192,8 @@ def port_is_free(port: int) -> bool:
             with socket.socket(family, socket.SOCK_STREAM) as s:
                 s.bind((host, port))
         except OSError as exc:
-            if family == socket.AF_INET6 and exc.errno in (97, 99):  # no IPv6 on this machine
-                continue
+            if family == socket.AF_INET6 and exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                continue  # no IPv6 on this machine
             return False
     return True
 
@@ -233,6 +235,15 @@ def start(
 
     bindir = find_bindir()
     user = server_user()
+    if user is not None:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise CommandError(
+                f"PostgreSQL does not run as root, and the server user {user!r} does not exist",
+                hint="create it (useradd --system postgres), or name another user with "
+                "PGCONNECT_SERVER_USER",
+            ) from None
     folder = state_dir(project)
     try:
         folder.mkdir(exist_ok=True)

@@ -526,3 +526,22 @@ def test_no_project_file_is_exit_3(cli: Any) -> None:
     result = cli("sandbox", "start")
     assert result.returncode == 3
     assert "pgconnect init" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a server user is used only as root")
+def test_missing_server_user_is_a_clear_error(
+    tmp_path: Path, keyring_session: KeyringSession
+) -> None:
+    box = _new_project(tmp_path / "p", keyring_session)
+    result = box.cli(
+        "sandbox",
+        "start",
+        env={"PGCONNECT_SERVER_USER": "no-such-user-x", "DB_PASSWORD": SENTINEL},
+    )
+    assert result.returncode == 1, result
+    assert "'no-such-user-x' does not exist" in result.stderr
+    assert "PGCONNECT_SERVER_USER" in result.stderr
+    assert SENTINEL not in result.stdout
+    assert SENTINEL not in result.stderr
+    assert not box.state_file.exists()
+    assert not (box.folder / ".pgconnect").exists()
