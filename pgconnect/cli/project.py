@@ -16,7 +16,14 @@ from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
 from pgconnect.errors import ConfigError
 
 var_app = typer.Typer(
-    help="Project variables in pgconnect.toml ([vars] and [env.NAME.vars]).",
+    help="""Project variables in pgconnect.toml ([vars] and [env.NAME.vars]).
+
+    Examples:
+
+      pgconnect var set DB_HOST db.example.com
+
+      pgconnect var list --env staging
+    """,
     no_args_is_help=True,
     rich_markup_mode=None,
 )
