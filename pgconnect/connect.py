@@ -127,6 +127,15 @@ _RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
         "exists, even for sslmode=require)",
     ),
     (
+        r"server closed the connection unexpectedly|terminated abnormally|"
+        r"unexpected EOF|unexpected eof while reading|SSL SYSCALL error: EOF detected|"
+        r"SSL connection has been closed unexpectedly|lost synchronization",
+        None,
+        NetworkError,
+        "the connection was dropped: is this port a PostgreSQL server (or a pooler in front of "
+        "one)? check DB_PORT and any proxy or load balancer on the way",
+    ),
+    (
         r"SSL error|SSL SYSCALL|tlsv1 alert|sslv3 alert|ssl handshake|"
         r"unsupported protocol|no protocols available|wrong version number",
         "tls",
@@ -181,7 +190,7 @@ _RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
         "check DB_USERNAME: that role does not exist on the server",
     ),
     (
-        r"too many connections|remaining connection slots|no more connections allowed",
+        r"too many (connections|clients)|remaining connection slots|no more connections allowed",
         "auth",
         RejectedError,
         "the server is out of connection slots: use a pooler (PgBouncer, the provider's pooled "
@@ -194,15 +203,12 @@ _RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
         RejectedError,
         "the server is not accepting logins right now: try again later, or ask the administrator",
     ),
-    (
-        r"server closed the connection unexpectedly|terminated abnormally|"
-        r"unexpected EOF|lost synchronization",
-        None,
-        NetworkError,
-        "the connection was dropped: is this port a PostgreSQL server (or a pooler in front of "
-        "one)? check DB_PORT and any proxy or load balancer on the way",
-    ),
 ]
+
+_DROPPED_IN_TLS = (
+    "the server hung up during the TLS handshake: check its ssl settings (certificate, key, "
+    "ssl_min_protocol_version) and any TLS-terminating proxy on the way"
+)
 
 _ATTEMPT = re.compile(r"^connection to server (at|on socket) ")
 
@@ -257,7 +263,11 @@ def classify(
         ]
         if others:
             line += " (other attempt: " + "; ".join(dict.fromkeys(others)) + ")"
-        return Failure(stage or reached or "tcp", cls(line, hint=hint))
+        if stage is None:  # a dropped connection: where libpq was decides what it means
+            stage = reached or "tcp"
+            if stage == "tls":  # dropped during the handshake: the TLS requirement was not met
+                return Failure(stage, TLSError(line, hint=_DROPPED_IN_TLS))
+        return Failure(stage, cls(line, hint=hint))
     return Failure(reached or "tcp", NetworkError(attempts[-1].splitlines()[0]))
 
 

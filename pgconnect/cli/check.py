@@ -230,6 +230,7 @@ def _text(value: str, style: str = "") -> Text:
 
 def _render_rich(report: Report) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     console = common.out_console()
     console.print(_text(_target_line(report), "bold"))
@@ -250,8 +251,9 @@ def _render_rich(report: Report) -> None:
     if len(report.results) == 1:
         console.print(_text(f"stages: {_stages_line(report.results[0])}", "dim"))
     for label, text in _failure_lines(report):
-        line = _text(f"{label} ", "bold red" if not label.strip().startswith("hint") else "yellow")
-        line.append_text(_text(text))
+        line = Text()
+        line.append(_safe(f"{label} "), style="yellow" if label.strip() == "hint:" else "bold red")
+        line.append(_safe(text))  # Text.append takes the string as data, never as markup
         console.print(line)
     cert_lines = _certificate_lines(report)
     if cert_lines:
