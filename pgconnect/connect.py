@@ -445,10 +445,17 @@ def login(
     pgconn = pq.PGconn.connect_start(conninfo.encode())
     try:
         clock.endpoint = _endpoint(pgconn)
+        # libpq's docs: just after PQconnectStart, behave as if PQconnectPoll had returned
+        # PGRES_POLLING_WRITING — wait until the socket is writable (the TCP connect is done)
+        # before the first poll; polling earlier makes libpq take a pending connect for made.
+        polled = pq.PollingStatus.WRITING
         while True:
             clock.observe(pgconn.status)
             if pgconn.status == pq.ConnStatus.BAD:
                 raise ConnectFailed(classify(_error(pgconn), secrets, reached=clock.stage))
+            write = polled == pq.PollingStatus.WRITING
+            if not wait_socket(pgconn.socket, write=write, deadline=deadline):
+                raise ConnectFailed(timed_out(clock.stage, timeout, _where(pgconn)))
             polled = pgconn.connect_poll()
             clock.observe(pgconn.status)
             if polled == pq.PollingStatus.OK:
@@ -456,9 +463,6 @@ def login(
                 return pgconn
             if polled == pq.PollingStatus.FAILED:
                 raise ConnectFailed(classify(_error(pgconn), secrets, reached=clock.stage))
-            write = polled == pq.PollingStatus.WRITING
-            if not wait_socket(pgconn.socket, write=write, deadline=deadline):
-                raise ConnectFailed(timed_out(clock.stage, timeout, _where(pgconn)))
     except BaseException:
         clock.finish()
         pgconn.finish()

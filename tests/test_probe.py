@@ -254,6 +254,53 @@ def test_silent_server_times_out_where_the_time_ran_out(
     assert report.network.tcp_ms is not None  # TCP worked: it is the answer that never came
 
 
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A port whose listen queue is full: further SYNs are dropped, connect() never completes
+    (what a firewall that drops packets looks like)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(0)
+    port = sock.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=2)
+    yield port
+    filler.close()
+    sock.close()
+
+
+def test_dropped_syn_times_out_at_tcp(full_backlog: int) -> None:
+    start = time.monotonic()
+    report = probe.check(
+        {"host": "127.0.0.1", "port": str(full_backlog)},
+        MODES,
+        effective_sslmode="prefer",
+        timeout=1,
+    )
+    assert time.monotonic() - start < 2
+    for r in report.results:
+        assert (r.ok, r.stage, r.exit_code) == (False, "tcp", ExitCode.NETWORK), r
+        assert "establishing the TCP connection" in (r.error or "")
+    assert report.network.tcp_ms is None
+
+
+def test_resolved_names_are_reported_as_libpq_words_them(refused_port: int) -> None:
+    """pgconnect resolves the name itself and hands libpq the address; the message still reads
+    the way psql's does (host name and address)."""
+    conn = {"host": "localhost", "port": str(refused_port), "user": "u", "dbname": "d"}
+    report = probe.check(conn, ["disable"], effective_sslmode="prefer")
+    env = clean_environ()
+    proc = subprocess.run(
+        ["psql", f"host=localhost port={refused_port} user=u dbname=d sslmode=disable", "-c", ""],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    psql_first = proc.stderr.removeprefix("psql: error: ").splitlines()[0]
+    assert report.results[0].error == psql_first
+    assert report.network.addresses  # resolved once, by pgconnect
+
+
 def test_all_modes_take_about_as_long_as_one(servers: Servers) -> None:
     """Six concurrent logins: well under twice one login (best of three, to dodge noise)."""
     conn = servers.tls_on.params()
