@@ -448,7 +448,7 @@ def login(
         # libpq's docs: just after PQconnectStart, behave as if PQconnectPoll had returned
         # PGRES_POLLING_WRITING — wait until the socket is writable (the TCP connect is done)
         # before the first poll; polling earlier makes libpq take a pending connect for made.
-        polled = pq.PollingStatus.WRITING
+        polled: int = pq.PollingStatus.WRITING
         while True:
             clock.observe(pgconn.status)
             if pgconn.status == pq.ConnStatus.BAD:

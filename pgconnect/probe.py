@@ -759,7 +759,10 @@ def _warnings(report: Report, hosts: list[_Host]) -> list[str]:
             "socket; the connection is local)"
         )
     for r in report.results:
-        if r.sslmode in ("allow", "prefer") and r.ok and r.encrypted is False and tcp_hosts:
+        # sslmode governs this client's own link, so libpq's view decides a downgrade (behind a
+        # pooler, pg_stat_ssl describes the pooler's link to the server instead).
+        plaintext = r.libpq_ssl is False if r.libpq_ssl is not None else r.encrypted is False
+        if r.sslmode in ("allow", "prefer") and r.ok and plaintext and tcp_hosts:
             why = (
                 "allow only uses TLS when the server insists on it"
                 if r.sslmode == "allow"
