@@ -557,7 +557,9 @@ def check(
             for m in sslmodes
         ]
         probe_thread = None
-        if not first.is_socket:
+        if 0 in resolved.failed:
+            net.error = f"could not resolve {first.name}: {resolved.failed[0]}"
+        elif not first.is_socket:
             addresses = resolved.addresses.get(0) or _literal_addresses(first)
             net.addresses = [ip for _, ip in addresses]
             sni = (conn.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0"

@@ -245,6 +245,12 @@ def test_refused_port_is_tcp_exit_5(cli: Cli, isolated: Path, refused_port: int)
     assert (r["stage"], r["ok"]) == ("tcp", False)
     assert r["elapsed_ms"] < 1000
     assert data["certificate"] is None
+    # The same failure under all six modes is told once, with the modes that share it.
+    plain = run_check(cli, "--sslmode", "all", password="Sentinel-refused-pw")
+    assert plain.returncode == 5, plain
+    modes = ", ".join(params.SSLMODES)
+    assert plain.stdout.count("connection to server at") == 1
+    assert f"{modes}: connection to server at" in plain.stdout
 
 
 def test_unresolvable_host_is_dns_exit_5(cli: Cli, isolated: Path) -> None:

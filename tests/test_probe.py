@@ -230,6 +230,7 @@ def test_unresolvable_host_fails_at_dns() -> None:
     assert (r.ok, r.stage, r.exit_code) == (False, "dns", ExitCode.NETWORK)
     assert "nonexistent.invalid" in (r.error or "")
     assert report.certificate is None
+    assert (report.network.error or "").startswith("could not resolve nonexistent.invalid")
 
 
 @pytest.mark.parametrize("modes", [("verify-full",), MODES], ids=["one", "all"])

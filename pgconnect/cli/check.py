@@ -138,17 +138,17 @@ def _probe_line(report: Report) -> str | None:
     parts = []
     if net.dns_ms is not None:
         parts.append(f"dns {_ms(net.dns_ms)}")
-    parts.append(f"tcp {_ms(net.tcp_ms)}")
+    if net.tcp_ms is not None:
+        parts.append(f"tcp {_ms(net.tcp_ms)}")
     if net.tls_answer == "S":
         tls = f"tls {_ms(net.tls_ms)} (the server accepts TLS"
         tls += f", {net.tls_version})" if net.tls_version else ")"
         parts.append(tls)
     elif net.tls_answer == "N":
         parts.append("tls refused (the server answered 'N' to SSLRequest)")
-    line = ", ".join(parts)
     if net.error:
-        line += f"; stopped: {net.error}"
-    return line
+        parts.append(f"stopped: {net.error}")
+    return ", ".join(parts)
 
 
 def _row(r: ModeResult) -> list[str]:
@@ -185,14 +185,17 @@ def _certificate_lines(report: Report) -> list[str]:
 
 
 def _failure_lines(report: Report) -> list[tuple[str, str]]:
-    """(label, text) pairs under the table: each failure's error and hint."""
-    out: list[tuple[str, str]] = []
+    """(label, text) pairs under the table: each distinct failure's error and hint, once, with
+    the modes that share it (a refused port fails the same way under all six)."""
+    groups: dict[tuple[str, str | None], list[str]] = {}
     for r in report.results:
-        if r.ok:
-            continue
-        out.append((f"{r.sslmode}:", r.error or "failed"))
-        if r.hint:
-            out.append(("  hint:", r.hint))
+        if not r.ok:
+            groups.setdefault((r.error or "failed", r.hint), []).append(r.sslmode)
+    out: list[tuple[str, str]] = []
+    for (error, hint), modes in groups.items():
+        out.append((f"{', '.join(modes)}:", error))
+        if hint:
+            out.append(("  hint:", hint))
     return out
 
 
