@@ -17,7 +17,7 @@ import pytest
 
 from pgconnect import connect, params, pki, probe
 from pgconnect.errors import ExitCode, NetworkError, RejectedError, TLSError
-from tests.conftest import Server, Servers, clean_environ
+from tests.conftest import PKI, Server, Servers, clean_environ
 
 MODES = params.SSLMODES
 CAS = ("right", "wrong", "missing", "unset")
@@ -519,6 +519,78 @@ def test_missing_secret_warning_is_passed_through() -> None:
         warnings=["declared secret DB_PASSWORD is not set"],
     )
     assert report.warnings[0] == "declared secret DB_PASSWORD is not set"
+
+
+# --------------------------------------------------------------------------- behind a pooler
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(servers: Servers, pki_files: PKI) -> Iterator[tuple[str, int]]:
+    """PgBouncer in transaction mode: TLS from the client, plaintext to the tls_on server."""
+    import shutil
+    import tempfile
+
+    from pgconnect.cluster import chown_to, free_port, server_user
+
+    binary = shutil.which("pgbouncer")
+    if binary is None:
+        pytest.skip("pgbouncer is not installed")
+    server = servers.tls_on
+    user = server_user()
+    folder = Path(tempfile.mkdtemp(prefix="pgconnect-pgbouncer-"))
+    pki_files.server.write(folder / "server.crt", folder / "server.key")
+    (folder / "userlist.txt").write_text(f'"{server.user}" "{server.password}"\n')
+    os.chmod(folder / "userlist.txt", 0o600)
+    port = free_port()
+    (folder / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"{server.dbname} = host=127.0.0.1 port={server.port} dbname={server.dbname}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = scram-sha-256\nauth_file = {folder / 'userlist.txt'}\n"
+        "pool_mode = transaction\n"
+        f"client_tls_sslmode = allow\nclient_tls_cert_file = {folder / 'server.crt'}\n"
+        f"client_tls_key_file = {folder / 'server.key'}\n"
+        "server_tls_sslmode = disable\n"
+        f"logfile = {folder / 'pgbouncer.log'}\n"
+    )
+    chown_to(user, folder, *folder.iterdir())
+    argv = [binary, str(folder / "pgbouncer.ini")]
+    if user is not None:  # PgBouncer refuses to run as root
+        argv = ["runuser", "-u", user, "--", *argv]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield "127.0.0.1", port
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_behind_a_pooler_pg_stat_ssl_and_libpq_disagree(
+    servers: Servers, pgbouncer: tuple[str, int]
+) -> None:
+    """Through PgBouncer (TLS to the client, plaintext to the server) the session's pg_stat_ssl
+    row describes PgBouncer's link; the check still connects, agrees with psql, and says why."""
+    host, port = pgbouncer
+    server = servers.tls_on
+    conn = server.params(host=host, port=str(port), sslmode=None, gssencmode=None)
+    conn.pop("connect_timeout")
+    report = probe.check(conn, ["prefer", "require", "verify-full"], effective_sslmode="require")
+    for r in report.results:
+        assert r.ok, r
+        assert r.stage == "ready"
+        assert (r.ok, r.encrypted) == psql_verdict(server, conn, r.sslmode)
+        assert r.encrypted is False  # the server's view: PgBouncer connects in plaintext
+        assert r.libpq_ssl is True  # this client's link is TLS
+    assert any("a pooler or proxy sits in between" in w for w in report.warnings)
+    assert not any("connected in plaintext" in w for w in report.warnings)  # no false downgrade
+    assert report.certificate is not None  # PgBouncer's own certificate
 
 
 # --------------------------------------------------------------------------- the JSON shape
