@@ -508,18 +508,21 @@ def check(
     env: str | None = None,
     warnings: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    deadline: float | None = None,
 ) -> Report:
     """Check CONN (libpq keywords, secrets revealed) under each of SSLMODES, all within TIMEOUT.
 
     EFFECTIVE_SSLMODE is the project's (for warnings); MISSING_SECRETS and ENV name declared
     secrets that are not set (for hints); WARNINGS are added first (e.g. the missing-secret one).
+    DEADLINE (``time.monotonic()``) overrides now + TIMEOUT, for a caller whose clock started
+    earlier (the CLI counts from its own start).
     """
     environ = os.environ if environ is None else environ
     for mode in sslmodes:
         if mode not in params.SSLMODES:
             raise ValueError(f"not an sslmode: {mode!r}")
     started = time.monotonic()
-    deadline = started + timeout
+    deadline = started + timeout if deadline is None else deadline
     connect.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
     hosts = _hosts(conn, environ)
     net = Network(unix_socket=all(h.is_socket for h in hosts))
@@ -594,7 +597,11 @@ def check(
 
 
 def check_resolution(
-    resolution: Resolution, sslmodes: Sequence[str], *, timeout: float = 10.0
+    resolution: Resolution,
+    sslmodes: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    deadline: float | None = None,
 ) -> Report:
     """``check()`` for a resolved project environment (SPEC §2)."""
     effective = resolution.get("sslmode") or "prefer"
@@ -607,6 +614,7 @@ def check_resolution(
         missing_secrets=resolution.missing_secrets,
         env=resolution.env,
         warnings=[extra] if extra else [],
+        deadline=deadline,
     )
 
 

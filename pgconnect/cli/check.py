@@ -87,12 +87,15 @@ def check(
 
     from pgconnect import probe
 
+    # --timeout bounds the command, not just the probing: count from pgconnect's own start
+    # (reading the project and the keyring come out of the same budget).
+    deadline = common.STARTED + timeout
     if sys.stderr.isatty():
         what = "the six sslmodes" if len(modes) > 1 else f"sslmode={modes[0]}"
         with common.err_console().status(f"checking {what} (up to {timeout:g} s)…"):
-            report = probe.check_resolution(resolution, modes, timeout=timeout)
+            report = probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)
     else:
-        report = probe.check_resolution(resolution, modes, timeout=timeout)
+        report = probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)
 
     for warning in report.warnings:
         common.warn(_safe(warning))

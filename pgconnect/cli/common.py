@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class State:
 
 
 STATE = State()
+
+#: When this process started running pgconnect (``time.monotonic()``): deadlines that bound a
+#: whole command (``check --timeout``) count from here.
+STARTED = time.monotonic()
 
 
 def _remember(attr: str) -> Callable[[Any], Any]:
