@@ -541,7 +541,8 @@ def check(
 
     endpoint: dict[str, str] = {}
     if not resolved.done:
-        results = [_dns_timeout(m, timeout, started) for m in sslmodes]
+        where = f'at "{hosts[0].name}", port {hosts[0].port}'
+        results = [_dns_timeout(m, timeout, started, where) for m in sslmodes]
         net.error = "name resolution did not finish in time"
     else:
         libpq_conn = _with_addresses(conn, hosts, resolved)
@@ -581,8 +582,8 @@ def check(
         if probe_thread is not None:
             probe_thread.join(max(0.0, deadline + _GRACE - time.monotonic()))
         endpoint = next((run.clock.endpoint for run in runs if run.clock.endpoint), {})
+        _name_addresses(results, hosts, resolved)
 
-    _name_addresses(results, hosts, resolved)
     target = _target(conn, environ, hosts, endpoint)
     _add_hints(results, net, missing_secrets, env)
     report = Report(
@@ -632,8 +633,8 @@ def _name_addresses(results: list[ModeResult], hosts: list[_Host], resolved: _Re
                     )
 
 
-def _dns_timeout(mode: str, timeout: float, started: float) -> ModeResult:
-    failure = connect.timed_out("dns", timeout)
+def _dns_timeout(mode: str, timeout: float, started: float, where: str) -> ModeResult:
+    failure = connect.timed_out("dns", timeout, where)
     return ModeResult(
         mode,
         ok=False,

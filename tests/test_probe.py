@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,6 +232,34 @@ def test_unresolvable_host_fails_at_dns() -> None:
     assert "nonexistent.invalid" in (r.error or "")
     assert report.certificate is None
     assert (report.network.error or "").startswith("could not resolve nonexistent.invalid")
+
+
+def test_hung_resolver_is_given_up_at_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that never answers (simulated: this machine's resolver fails at once) costs
+    the timeout once, for all modes, at the dns stage; libpq is never started on it."""
+    release = threading.Event()
+
+    def hung(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    start = time.monotonic()
+    report = probe.check(
+        {"host": "db.example.com", "port": "5432"},
+        MODES,
+        effective_sslmode="verify-full",
+        timeout=1,
+    )
+    release.set()
+    assert time.monotonic() - start < 1.5
+    for r in report.results:
+        assert (r.ok, r.stage, r.exit_code) == (False, "dns", ExitCode.NETWORK), r
+        assert r.error == (
+            'connection to server at "db.example.com", port 5432 timed out after 1 s '
+            "resolving the host name"
+        )
+    assert report.certificate is None
 
 
 @pytest.mark.parametrize("modes", [("verify-full",), MODES], ids=["one", "all"])
