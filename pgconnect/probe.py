@@ -42,9 +42,10 @@ from pgconnect.errors import ExitCode, QueryError, RejectedError
 if TYPE_CHECKING:
     from pgconnect.resolve import Resolution
 
-#: The SSLRequest message: length 8, code 80877103 (1234 << 16 | 5679).
+#: The SSLRequest message (protocol docs, "SSLRequest"): length 8, then the code 80877103
+#: (1234 << 16 | 5679), i.e. b"\x00\x00\x00\x08\x04\xd2\x16\x2f". The server answers one byte:
+#: "S" (go ahead with TLS) or "N" (no TLS here).
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
-assert SSL_REQUEST == b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
 
 #: Strongest first: the order hints recommend modes in.
 _STRENGTH = ("verify-full", "verify-ca", "require", "prefer", "allow", "disable")
@@ -467,6 +468,7 @@ class _ModeRun:
         try:
             self.clock.enter("query")
             connect.query(pgconn, "SELECT 1", deadline=self.deadline, timeout=self.timeout)
+            self.clock.finish()  # the query stage is SELECT 1; what follows is reporting
             libpq_ssl = bool(pgconn.ssl_in_use)
             try:
                 rows = connect.query(
@@ -474,7 +476,6 @@ class _ModeRun:
                 )
             except QueryError:
                 rows = []  # not PostgreSQL's catalog (some proxies): fall back to libpq's view
-            self.clock.finish()
             result = ModeResult(self.sslmode, ok=True, stage="ready", libpq_ssl=libpq_ssl)
             if rows:
                 ssl_on, version, cipher = rows[0]
