@@ -22,6 +22,19 @@ MASK = "****"
 T = TypeVar("T")
 
 
+#: Every secret value this process has held. The CLI's error boundary masks them in whatever it
+#: prints (messages, hints, --debug tracebacks), so a value that slipped into an exception on a
+#: path nobody foresaw is still not shown (SPEC §9). Shorter values are not masked in free text:
+#: masking "pw" would garble every message, and such a value protects nothing.
+_HELD: set[str] = set()
+MIN_MASKED_LENGTH = 4
+
+
+def held_values() -> list[str]:
+    """The secret values this process has held (long enough to mask), longest first."""
+    return sorted((v for v in _HELD if len(v) >= MIN_MASKED_LENGTH), key=len, reverse=True)
+
+
 class Secret:
     """A secret value: ``str()`` and ``repr()`` show ``****``; ``reveal()`` gives the value."""
 
@@ -29,6 +42,8 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if value:
+            _HELD.add(value)
 
     def reveal(self) -> str:
         return self._value

@@ -8,6 +8,7 @@ prints a short message; its traceback only with ``--debug``, never with local va
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from typing import Annotated
 
@@ -86,13 +87,49 @@ def _register() -> None:
 _register()
 
 
+def _mask(text: str) -> str:
+    """Mask every secret value this process has held (defence in depth: messages are redacted
+    where they are made; this catches a path that forgot)."""
+    from pgconnect.secrets import MASK, held_values
+
+    for value in held_values():
+        text = text.replace(value, MASK)
+    return text
+
+
+def _traceback(exc: BaseException) -> str:
+    """The traceback for --debug: never local variables (format_exception shows none), and
+    redacted like every other output, chained driver errors included."""
+    from pgconnect.conninfo import redact
+
+    return redact(_mask("".join(traceback.format_exception(exc))))
+
+
 def _print_error(exc: PgconnectError) -> None:
     err = sys.stderr
-    err.write(f"error: {exc.message}\n")
+    err.write(_mask(f"error: {exc.message}\n"))
     for line in getattr(exc, "details", []) or []:
-        err.write(f"{line}\n")
+        err.write(_mask(f"{line}\n"))
     if exc.hint:
-        err.write(f"hint: {exc.hint}\n")
+        err.write(_mask(f"hint: {exc.hint}\n"))
+
+
+def _unexpected(exc: BaseException, where: str = "") -> None:
+    sys.stderr.write(
+        f"error: unexpected {type(exc).__name__}{where}; this is a bug in pgconnect "
+        "(run again with --debug for the traceback)\n"
+    )
+    if common.STATE.debug:
+        sys.stderr.write(_traceback(exc))
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    """An exception that ends a worker thread: the same short line as in the main thread, not
+    Python's default traceback (SPEC §8: a traceback only with --debug)."""
+    if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _unexpected(args.exc_value, f" in thread {name}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,13 +143,14 @@ def main(argv: list[str] | None = None) -> None:
         from pgconnect.completion import install_classes
 
         install_classes()
+    threading.excepthook = _thread_excepthook
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
     except PgconnectError as exc:
         _print_error(exc)
         if common.STATE.debug:
-            traceback.print_exc()
+            sys.stderr.write(_traceback(exc))
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -125,11 +163,5 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except Exception as exc:
-        sys.stderr.write(
-            f"error: unexpected {type(exc).__name__}; this is a bug in pgconnect "
-            "(run again with --debug for the traceback)\n"
-        )
-        if common.STATE.debug:
-            # format_exception never includes local variables.
-            sys.stderr.write("".join(traceback.format_exception(exc)))
+        _unexpected(exc)
         sys.exit(int(ExitCode.FAILURE))
