@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,9 +18,49 @@ from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
+
+class StdoutClosed(Exception):
+    """stdout's reader went away (``| head -1``). Not an OSError on purpose: Click turns an EPIPE
+    OSError into a silent exit 1 before the error boundary below can end quietly with 0."""
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise StdoutClosed() from None
+
+
+class _Group(typer.core.TyperGroup):
+    """The root group: a closed stdout, met while the command writes, while the root's --help or
+    --version write, or when buffered output is flushed at the end, reaches ``main()`` as
+    StdoutClosed."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+        except typer.Exit:
+            _flush_stdout()
+            raise
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            result = super().invoke(ctx)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+        except typer.Exit:
+            _flush_stdout()
+            raise
+        _flush_stdout()
+        return result
+
+
 # The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
 app = typer.Typer(
     name="pgconnect",
+    cls=_Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -155,10 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(int(ExitCode.INTERRUPTED))
-    except BrokenPipeError:
-        # stdout closed early (e.g. `| head -1`): end quietly.
-        import os
-
+    except (BrokenPipeError, StdoutClosed):
+        # stdout closed early (e.g. `| head -1`): the reader wants no more; end quietly, with 0.
+        # Later flushes (at exit) go to /dev/null instead of failing again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
