@@ -467,6 +467,17 @@ class FileStore:
         """Create the folder (0700) and the file (0600, O_EXCL) if they are missing."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError:
+            # Not the store file existing (handled below): something not a folder is in the way.
+            raise SecretStoreError(
+                f"cannot create the file store's folder {self.path.parent}: "
+                "something that is not a folder is in the way"
+            ) from None
+        except OSError as exc:
+            raise SecretStoreError(
+                f"cannot create the file store's folder {self.path.parent}: {exc.strerror}"
+            ) from None
+        try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             return  # _read() re-checks its mode before anything is written into it
