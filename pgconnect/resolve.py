@@ -212,6 +212,15 @@ def resolve_values(
                     continue
                 service = service_name(project.name, decl_env)
                 got = the_store().get(service, name)
+                if got is not None and "\x00" in got.reveal():
+                    # Stored before pgconnect refused it (or by another tool): libpq would cut the
+                    # value at the NUL and log in with the rest.
+                    raise ConfigError(
+                        f"{name} in secret:{service} contains a NUL byte, which libpq cannot "
+                        "pass on",
+                        hint=f"store it again: pgconnect secret put {name}"
+                        + (f" --env {decl_env}" if decl_env else ""),
+                    )
                 if got is not None:
                     value = Value(name, got, f"secret:{service}")
                     break

@@ -603,9 +603,14 @@ def _parse_json(text: str) -> dict[str, str | None]:
             )
         if value == "":
             raise BulkInputError(f"{key}: empty value refused (use null to delete)")
+        if value is not None and "\x00" in value:
+            raise BulkInputError(f"{key}: {_NUL_REFUSED}")
         out[key] = value
     return out
 
+
+#: libpq takes C strings: a value with a NUL would silently be cut there.
+_NUL_REFUSED = "the value contains a NUL byte, which libpq cannot pass on"
 
 _DOTENV_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 
@@ -627,6 +632,8 @@ def _parse_dotenv(text: str) -> dict[str, str | None]:
             raise BulkInputError(f"line {number}: {name} is given twice")
         if value == "":
             raise BulkInputError(f"line {number}: {name}: empty value refused")
+        if "\x00" in value:
+            raise BulkInputError(f"line {number}: {name}: {_NUL_REFUSED}")
         out[name] = value
     return out
 

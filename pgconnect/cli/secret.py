@@ -116,6 +116,11 @@ def _read_value(name: str) -> Secret:
             "empty value on stdin; nothing was stored",
             hint=f"pipe the value in: printf '%s' \"$VALUE\" | pgconnect secret put {name}",
         )
+    if "\x00" in value:
+        # libpq takes C strings: it would silently send only what comes before the NUL.
+        raise UsageError(
+            "the value on stdin contains a NUL byte, which libpq cannot pass on; nothing was stored"
+        )
     return Secret(value)
 
 
