@@ -202,8 +202,12 @@ def resolve_values(
                 params.check_value(name, raw)
             except params.InvalidValue as exc:
                 raise ConfigError(f"environment variable {exc}") from None
-            secret_like = name in declared_names or params.keyword_for(name) in (
-                params.SECRET_KEYWORDS
+            # A DB_URL that carries a password is a secret as a whole: `var list`/`var get`
+            # must not print it (SPEC §9), as they would a plain environment variable.
+            secret_like = (
+                name in declared_names
+                or params.keyword_for(name) in params.SECRET_KEYWORDS
+                or (name == params.URL_NAME and params.url_has_password(raw))
             )
             value = Value(name, Secret(raw) if secret_like else raw, ENVIRONMENT)
         elif name in declared_names:
