@@ -144,6 +144,12 @@ def _decode(path: Path, data: bytes) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_message(path, str(exc))) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few hundred levels of
+        # "[[[…" exhaust Python's stack. No pgconnect file nests more than three levels.
+        raise ConfigError(
+            f"{path}: invalid TOML: arrays or inline tables nested too deeply"
+        ) from None
 
 
 def _syntax_message(path: Path, msg: str) -> str:
