@@ -20,9 +20,10 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,65 +135,95 @@ def child_environ(
     return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}))
 
 
-def _start_watchdog(path: Path) -> tuple[int, int]:
-    """A shell in its own session that removes PATH once pgconnect's end of a pipe closes —
-    however pgconnect ends. Returns (its pid, the write end we keep)."""
+#: Linux has sigwaitinfo (it tells a terminal's signal from a process's); macOS has not.
+USE_SIGWAITINFO = hasattr(signal, "sigwaitinfo")
+
+
+def _start_watchdog(path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A shell in its own session (so the terminal's signals miss it) that removes PATH once
+    pgconnect's end of a pipe closes — however pgconnect ends. Returns it and the write end."""
     read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
     try:
-        pid = os.posix_spawn(
-            "/bin/sh",
+        watchdog = subprocess.Popen(
             ["/bin/sh", "-c", 'read -r _; rm -f -- "$1"', "pgconnect-passfile-watchdog", str(path)],
-            {"PATH": os.defpath},
-            file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)],
-            setsid=True,
-            setsigdef=(signal.SIGPIPE,),
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": os.defpath},
+            start_new_session=True,
         )
+    except BaseException:
+        os.close(write_end)
+        raise
     finally:
         os.close(read_end)
-    return pid, write_end
+    return watchdog, write_end
+
+
+@contextlib.contextmanager
+def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
+    """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it."""
+    watchdog: tuple[subprocess.Popen[bytes], int] | None = None
+    try:
+        if password is not None:
+            handoff.passfile = write_passfile(password)
+            handoff.environ[ENV_VARS["passfile"]] = str(handoff.passfile)
+            watchdog = _start_watchdog(handoff.passfile)
+        yield
+    finally:
+        if handoff.passfile is not None:
+            with contextlib.suppress(FileNotFoundError):
+                handoff.passfile.unlink()
+        if watchdog is not None:
+            process, write_end = watchdog
+            os.close(write_end)
+            process.wait()
+
+
+def _spawn(argv: list[str], environ: Mapping[str, str], mask: Iterable[int]) -> int:
+    return os.posix_spawnp(
+        argv[0],
+        argv,
+        environ,
+        setsigmask=mask,
+        # Python ignores SIGPIPE and SIGXFSZ; the child should not inherit that.
+        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+    )
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def run(argv: list[str], handoff: Handoff, password: str | None = None) -> int:
     """Run ARGV with the handoff's environment and, when there is a PASSWORD, a passfile named by
     PGPASSFILE; forward signals; return the child's exit status (128+N when signal N ended it).
 
-    The passfile is written after the forwarded signals are blocked and removed before they are
-    unblocked, so no signal to pgconnect can leave it behind. Raises FileNotFoundError /
-    PermissionError when ARGV[0] cannot be run.
+    Raises FileNotFoundError / PermissionError when ARGV[0] cannot be run.
     """
-    waitset = {signal.SIGCHLD, *FORWARDED}
     sys.stdout.flush()
     sys.stderr.flush()
+    if USE_SIGWAITINFO:
+        return _run_sigwait(argv, handoff, password)
+    return _run_handlers(argv, handoff, password)
+
+
+def _run_sigwait(argv: list[str], handoff: Handoff, password: str | None) -> int:
+    # The passfile is written after the forwarded signals are blocked and removed before they are
+    # unblocked, so no signal to pgconnect can leave it behind.
+    waitset = {signal.SIGCHLD, *FORWARDED}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waitset)
-    watchdog: tuple[int, int] | None = None
     try:
-        if password is not None:
-            handoff.passfile = write_passfile(password)
-            handoff.environ[ENV_VARS["passfile"]] = str(handoff.passfile)
-            watchdog = _start_watchdog(handoff.passfile)
-        pid = os.posix_spawnp(
-            argv[0],
-            argv,
-            handoff.environ,
-            setsigmask=old_mask,
-            # Python ignores SIGPIPE and SIGXFSZ; the child should not inherit that.
-            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-        )
-        status = _wait(pid, waitset)
+        with _passfile(handoff, password):
+            pid = _spawn(argv, handoff.environ, old_mask)
+            status = _wait(pid, waitset)
         # Signals that came after the child ended have nobody to go to: drop them rather than let
         # them kill pgconnect once unblocked.
         while signal.sigtimedwait(set(FORWARDED), 0) is not None:
             pass
         return status
     finally:
-        if handoff.passfile is not None:
-            with contextlib.suppress(FileNotFoundError):
-                handoff.passfile.unlink()
-        if watchdog is not None:
-            wpid, write_end = watchdog
-            os.close(write_end)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(wpid, 0)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
@@ -202,10 +233,46 @@ def _wait(pid: int, waitset: set[signal.Signals]) -> int:
         if info.si_signo == signal.SIGCHLD:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done == pid:
-                code = os.waitstatus_to_exitcode(status)
-                return 128 - code if code < 0 else code
+                return _exit_code(status)
             continue
         if info.si_code == SI_KERNEL:
             continue  # from the terminal: the child, in our process group, got it too
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, info.si_signo)
+
+
+def _terminal_foreground() -> bool:
+    """Are we in the terminal's foreground process group (so its Ctrl-C reached the child too)?"""
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            return os.tcgetpgrp(fd) == os.getpgrp()
+    return False
+
+
+def _run_handlers(argv: list[str], handoff: Handoff, password: str | None) -> int:
+    # Without sigwaitinfo a handler cannot tell who sent a signal: SIGINT and SIGQUIT are taken to
+    # be the terminal's (and not sent again) while pgconnect is in the terminal's foreground.
+    child: list[int] = []
+    early: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if signum in (signal.SIGINT, signal.SIGQUIT) and _terminal_foreground():
+            return
+        if not child:
+            early.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child[0], signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        with _passfile(handoff, password):
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+            child.append(_spawn(argv, handoff.environ, mask))
+            for signum in early:
+                os.kill(child[0], signum)
+            _, status = os.waitpid(child[0], 0)  # retried after each handler (PEP 475)
+            return _exit_code(status)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -425,11 +425,24 @@ def test_exec_refuses_a_password_a_passfile_cannot_hold(
 
 @contextlib.contextmanager
 def running_exec(
-    folder: Path, env: dict[str, str], script: str
+    folder: Path, env: dict[str, str], script: str, *, sigwaitinfo: bool = True
 ) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
-    """pgconnect exec -- sh -c SCRIPT; SCRIPT must print "$$ $PGPASSFILE" first."""
+    """pgconnect exec -- sh -c SCRIPT; SCRIPT must print "$$ $PGPASSFILE" first. Without
+    SIGWAITINFO, pgconnect takes the signal-handler path it uses where there is none (macOS)."""
+    if sigwaitinfo:
+        start = [sys.executable, "-m", "pgconnect"]
+    else:
+        code = (
+            "import sys\n"
+            "import pgconnect.handoff\n"
+            "pgconnect.handoff.USE_SIGWAITINFO = False\n"
+            "from pgconnect.cli import main\n"
+            "main(sys.argv[1:])\n"
+        )
+        start = [sys.executable, "-c", code]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pgconnect", "exec", "--", "sh", "-c", script],
+        [*start, "exec", "--", "sh", "-c", script],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -451,6 +464,7 @@ def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
+@pytest.mark.parametrize("sigwaitinfo", [True, False], ids=["sigwaitinfo", "handlers"])
 @pytest.mark.parametrize(
     ("target", "sig", "status"),
     [
@@ -467,12 +481,17 @@ def test_passfile_removed_however_the_child_ends(
     target: str,
     sig: signal.Signals,
     status: int,
+    sigwaitinfo: bool,
 ) -> None:
     name = unique("sig")
     project(isolated, server, name=name, secrets=["DB_PASSWORD"])
     store_secret(keyring_session, f"pgconnect:{name}", "DB_PASSWORD", WEIRD)
     script = 'echo "$$ $PGPASSFILE"; exec sleep 120'
-    with running_exec(isolated, keyring_session.environ(), script) as (proc, child, passfile):
+    with running_exec(isolated, keyring_session.environ(), script, sigwaitinfo=sigwaitinfo) as (
+        proc,
+        child,
+        passfile,
+    ):
         assert passfile.exists()
         assert passfile.stat().st_mode & 0o777 == 0o600
         # The password is in no process's argv, and not in the child's environment.
