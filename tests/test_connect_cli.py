@@ -159,7 +159,11 @@ def node_login(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(("sslmode", "encrypted"), [("verify-full", True), ("disable", False)])
+@pytest.mark.parametrize(
+    ("sslmode", "encrypted"),
+    # node-postgres reads require as verify-full: with sslrootcert in the URL it verifies and connects.
+    [("verify-full", True), ("require", True), ("disable", False)],
+)
 def test_revealed_uri_logs_in_with_node_postgres(
     server: Server, isolated: Path, sslmode: str, encrypted: bool, cli: Any
 ) -> None:

@@ -118,9 +118,7 @@ def url(
 def exec_command(
     command: Annotated[
         list[str],
-        typer.Argument(
-            help="The command and its arguments (after --).", metavar="-- CMD [ARGS]..."
-        ),
+        typer.Argument(help="The command and its arguments (after --).", metavar="CMD"),
     ],
     url_var: Annotated[
         str | None,
