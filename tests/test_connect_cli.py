@@ -394,6 +394,17 @@ def test_exec_psql_logs_in_through_the_passfile(
     assert out.stdout.splitlines() == ["select 42", "42"]
 
 
+def test_exec_moves_an_inherited_pgpassword_into_the_passfile(
+    server: Server, isolated: Path, cli: Any
+) -> None:
+    project(isolated, server)
+    script = 'psql -XAtc "select current_user"; env | grep -c "^PGPASSWORD=" || true'
+    out = cli("exec", "--", "sh", "-c", script, env={"PGPASSWORD": WEIRD})
+    assert out.returncode == 0, out
+    assert out.stdout.splitlines() == [ROLE, "0"]
+    no_secret(out, WEIRD)
+
+
 def test_exec_url_var(server: Server, isolated: Path, cli: Any) -> None:
     project(isolated, server)
     env = {"DB_PASSWORD": WEIRD}

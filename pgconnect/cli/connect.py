@@ -182,7 +182,9 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
     if warning:
         common.warn(warning)
     connect_params = resolution.connect_params()
-    password = connect_params.get("password")
+    # Includes a password that only an inherited PGPASSWORD supplies: the child does not get that
+    # variable, so it gets the passfile instead.
+    password = resolution.get("password")
     if password is not None:
         handoff.passfile_line(password)  # refuse an unrepresentable password before starting
     plain = {name: value.reveal() for name, value in resolution.plain_vars().items()}
