@@ -89,7 +89,11 @@ PATH_KEYWORDS = frozenset(
 )
 
 #: Keywords whose value is secret wherever it comes from.
-SECRET_KEYWORDS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key"})
+#: libpq marks password, sslpassword and oauth_client_secret with dispchar "*"; the SCRAM keys
+#: (``scram_client_key``/``scram_server_key``) are derived from the password and as sensitive.
+SECRET_KEYWORDS = frozenset(
+    {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
+)
 
 _INTEGER_KEYWORDS = frozenset(
     {
@@ -186,7 +190,8 @@ def check_value(name: str, value: str) -> None:
     if keyword == "port":
         _check_ports(name, value)
     elif keyword in _INTEGER_KEYWORDS:
-        if not re.fullmatch(r"-?[0-9]+", value.strip()):
+        # libpq's parse_int_param: an optional sign, ASCII digits, surrounding blanks allowed.
+        if not re.fullmatch(r"[ \t\n\r\f\v]*[-+]?[0-9]+[ \t\n\r\f\v]*", value):
             raise InvalidValue(f"{name}: {value!r} is not an integer")
     elif keyword in _BOOLEAN_KEYWORDS:
         if value not in ("0", "1"):
@@ -203,7 +208,8 @@ def _check_ports(name: str, value: str) -> None:
     for part in parts:
         if part == "" and len(parts) > 1:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= 65535:
+        # ASCII digits only: str.isdigit() also accepts "²" and "٥٤٣٢", which libpq rejects.
+        if not re.fullmatch(r"[0-9]+", part) or not 1 <= int(part) <= 65535:
             raise InvalidValue(f"{name}: {part!r} is not a port number (1-65535)")
 
 
@@ -220,17 +226,84 @@ def check_host_port_lists(host: str | None, port: str | None) -> None:
         )
 
 
-_URI_PASSWORD = re.compile(r"^postgres(?:ql)?://[^@/?#]*:[^@/?#]*@", re.IGNORECASE)
-_URI_PASSWORD_QUERY = re.compile(r"[?&]password=", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(?:^|\s)password\s*=", re.IGNORECASE)
+_URI_PREFIX = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 
 
 def url_has_password(url: str) -> bool:
-    """Does a connection string carry a password (userinfo, ?password=, or password=…)?"""
-    stripped = url.strip()
-    if re.match(r"^postgres(?:ql)?://", stripped, re.IGNORECASE):
-        return bool(_URI_PASSWORD.match(stripped) or _URI_PASSWORD_QUERY.search(stripped))
-    return bool(_KV_PASSWORD.search(stripped))
+    """Does a connection string set a password (or another secret keyword) to a non-empty value?
+
+    Parsed the way libpq parses (fe-connect.c ``conninfo_uri_parse``/``conninfo_parse``), without
+    importing psycopg: URI userinfo ``user:password@``, query parameters with their names
+    percent-decoded (libpq decodes ``?passw%6Frd=`` to ``password``), and ``key=value`` pairs with
+    libpq's quoting. Every keyword in SECRET_KEYWORDS counts, not only ``password``.
+    """
+    return bool(url_secret_keywords(url))
+
+
+def url_secret_keywords(url: str) -> list[str]:
+    """The secret keywords a connection string sets to a non-empty value (see url_has_password)."""
+    text = url.strip()
+    m = _URI_PREFIX.match(text)
+    pairs = _uri_pairs(text[m.end() :]) if m else _conninfo_pairs(text)
+    return list(dict.fromkeys(k for k, v in pairs if k in SECRET_KEYWORDS and v != ""))
+
+
+def _uri_pairs(rest: str) -> list[tuple[str, str]]:
+    from urllib.parse import unquote
+
+    pairs: list[tuple[str, str]] = []
+    # libpq: userinfo is everything up to the first '@' met before any '/'.
+    at = re.match(r"[^@/]*@", rest)
+    if at:
+        userinfo = rest[: at.end() - 1]
+        if ":" in userinfo:
+            pairs.append(("password", unquote(userinfo.split(":", 1)[1])))
+        rest = rest[at.end() :]
+    if "?" in rest:
+        for item in rest.split("?", 1)[1].split("&"):
+            key, _, value = item.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+_SPACE = " \t\n\r\f\v"  # C isspace(): what libpq skips between key = value pairs
+
+
+def _conninfo_pairs(text: str) -> list[tuple[str, str]]:
+    # libpq's key = value grammar: values are bare (backslash escapes) or single-quoted.
+    pairs: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in _SPACE:
+            i += 1
+        start = i
+        while i < n and text[i] != "=" and text[i] not in _SPACE:
+            i += 1
+        key = text[start:i]
+        while i < n and text[i] in _SPACE:
+            i += 1
+        if i >= n or text[i] != "=":
+            break  # malformed: libpq rejects the whole string
+        i += 1
+        while i < n and text[i] in _SPACE:
+            i += 1
+        value: list[str] = []
+        if i < n and text[i] == "'":
+            i += 1
+            while i < n and text[i] != "'":
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(text[i])
+                i += 1
+            i += 1
+        else:
+            while i < n and text[i] not in _SPACE:
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(text[i])
+                i += 1
+        pairs.append((key, "".join(value)))
+    return pairs
 
 
 def is_loopback_or_socket(host: str | None) -> bool:
@@ -243,7 +316,7 @@ def is_loopback_or_socket(host: str | None) -> bool:
             continue
         if h.lower() in ("localhost", "::1") or h.lower().endswith(".localhost"):
             continue
-        if re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", h):
+        if re.fullmatch(r"127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", h):
             continue
         return False
     return True

@@ -16,7 +16,7 @@ import re
 import stat
 import tempfile
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,11 +58,7 @@ class Project:
     def check_env(self, env: str | None) -> None:
         """Raise ConfigError if ENV is named but the file has no such environment."""
         if env is not None and env not in self.envs:
-            known = ", ".join(sorted(self.envs)) or "none"
-            raise ConfigError(
-                f"{self.path}: no environment {env!r} (environments: {known})",
-                hint=f"create it with: pgconnect var set --env {env} NAME VALUE",
-            )
+            raise no_env_error(self.path, env, self.envs)
 
     def declared_secrets(self, env: str | None) -> list[tuple[str, str | None]]:
         """(name, env) of each secret the selection declares: the env's own, then the base's."""
@@ -71,6 +67,15 @@ class Project:
             out.extend((n, env) for n in self.envs[env].secrets)
         out.extend((n, None) for n in self.secrets)
         return out
+
+
+def no_env_error(path: Path, env: str, known: Iterable[str]) -> ConfigError:
+    """The error for naming an environment the file does not have (SPEC §2, exit 3)."""
+    names = ", ".join(sorted(known)) or "none"
+    return ConfigError(
+        f"{path}: no environment {env!r} (environments: {names})",
+        hint=f"create it with: pgconnect var set --env {env} NAME VALUE",
+    )
 
 
 # --------------------------------------------------------------------------- discovery
@@ -85,7 +90,10 @@ def find(config: str | os.PathLike[str] | None = None, cwd: Path | None = None) 
             path = path / FILENAME
         if not path.is_file():
             origin = "--config" if config is not None else CONFIG_ENV
-            raise ConfigError(f"{path}: no such project file (from {origin})")
+            raise ConfigError(
+                f"{path}: no such project file (from {origin})",
+                hint=f"create it with: pgconnect init --config {path}",
+            )
         return path
     here = (cwd or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -118,13 +126,24 @@ def load(path: Path) -> Project:
 
 
 def parse(path: Path, data: bytes) -> Project:
+    """Parse DATA (the bytes of PATH) and validate it; ConfigError names the file and the key."""
+    return _validate(path, _decode(path, data))
+
+
+def _decode(path: Path, data: bytes) -> dict[str, Any]:
+    """TOML syntax only: ConfigError with line:column for a syntax error."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        # tomllib would say only "Invalid statement" at 1:1.
+        raise ConfigError(
+            f"{path}:1:1: invalid TOML: the file starts with a byte-order mark (BOM)",
+            hint="save it as UTF-8 without a BOM",
+        )
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_message(path, str(exc))) from None
-    return _validate(path, doc)
 
 
 def _syntax_message(path: Path, msg: str) -> str:
@@ -172,9 +191,10 @@ def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
             vars=_var_table(path, table.get("vars", {}), f"[env.{env_name}.vars]"),
             secrets=tuple(_secret_list(path, table.get("secrets", []), f"env.{env_name}.secrets")),
         )
+    # [vars] first, so a mismatch there is reported there and not in the first environment.
+    _check_host_ports(path, base, "[vars]")
     for env_name, env in envs.items():
         _check_host_ports(path, {**base, **env.vars}, f"[env.{env_name}.vars]")
-    _check_host_ports(path, base, "[vars]")
     return Project(path=path, name=name, secrets=tuple(secrets), vars=base, envs=envs)
 
 
@@ -230,14 +250,16 @@ def validate_var(name: str, value: str) -> None:
         params.check_value(name, value)
     except (params.InvalidName, params.InvalidValue) as exc:
         raise ConfigError(str(exc)) from None
-    if name in (params.PASSWORD_NAME, "DB_SSLPASSWORD"):
+    if params.keyword_for(name) in params.SECRET_KEYWORDS:
         raise ConfigError(
-            f"{name} is a password and never goes in the project file",
+            f"{name} is a secret (like a password) and never goes in the project file",
             hint=f"store it in the keyring: pgconnect secret put {name}",
         )
-    if name == params.URL_NAME and params.url_has_password(value):
+    secret_parts = params.url_secret_keywords(value) if name == params.URL_NAME else []
+    if secret_parts:
+        # Name the keyword, never its value.
         raise ConfigError(
-            "DB_URL carries a password and cannot go in the project file",
+            f"DB_URL carries a {' and a '.join(secret_parts)} and cannot go in the project file",
             hint="store the whole URL as a secret (pgconnect secret put DB_URL), or use "
             "pgconnect init --from-url - to split it into variables and a DB_PASSWORD secret",
         )
@@ -249,7 +271,10 @@ def validate_var(name: str, value: str) -> None:
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """An exclusive flock on the folder itself: no lock file is left in the user's repository."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise CommandError(f"cannot lock {folder}: {exc.strerror}; nothing was changed") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -270,13 +295,11 @@ class Editor:
     # -- variables
 
     def _vars_table(self, env: str | None, create: bool) -> tomlkit.items.Table | None:
-        import tomlkit
-
         if env is None:
             if "vars" not in self.doc:
                 if not create:
                     return None
-                self.doc.add("vars", tomlkit.table())
+                self.doc.add("vars", _sub_table(self.doc))
             table = self.doc["vars"]
         else:
             envs = self._env_table(env, create)
@@ -285,27 +308,44 @@ class Editor:
             if "vars" not in envs:
                 if not create:
                     return None
-                envs.add("vars", tomlkit.table())
+                envs.add("vars", _sub_table(envs))
             table = envs["vars"]
-        assert isinstance(table, dict)
+        if not isinstance(table, dict):
+            where = "vars" if env is None else f"env.{env}.vars"
+            raise ConfigError(f"{self.path}: '{where}' must be a table")
         return table  # type: ignore[return-value]
 
     def _env_table(self, env: str, create: bool) -> tomlkit.items.Table | None:
         import tomlkit
+        from tomlkit.items import InlineTable
 
-        if "env" not in self.doc:
+        envs = self.doc.get("env")
+        if envs is not None and not isinstance(envs, dict):
+            raise ConfigError(f"{self.path}: 'env' must be a table of environments")
+        if envs is None or env not in envs:
             if not create:
                 return None
-            self.doc.add("env", tomlkit.table(is_super_table=True))
-        envs = self.doc["env"]
-        assert isinstance(envs, dict)
-        if env not in envs:
-            if not create:
-                return None
-            envs[env] = tomlkit.table(is_super_table=True)
-        table = envs[env]
-        assert isinstance(table, dict)
+            if isinstance(envs, InlineTable):
+                # env = { … }: the new environment goes inside it, inline (no [header] allowed).
+                envs[env] = tomlkit.inline_table()
+            else:
+                # A new [env.E.vars] goes at the end of the file, where a person would add it, also
+                # when the existing environments come before [vars] or are written as dotted keys
+                # (tomlkit would otherwise put it mid-file, capturing the keys that follow).
+                holder = tomlkit.table(is_super_table=True)
+                holder.add(env, tomlkit.table(is_super_table=True))
+                self.doc.append("env", holder)
+        table = self.doc["env"][env]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.path}: [env.{env}] must be a table")
         return table  # type: ignore[return-value]
+
+    def check_env(self, env: str | None) -> None:
+        """Raise ConfigError if ENV is named but the document being edited has no such environment."""
+        if env is None or self._env_table(env, create=False) is not None:
+            return
+        envs = self.doc.get("env")
+        raise no_env_error(self.path, env, envs.keys() if isinstance(envs, dict) else ())
 
     def set_var(self, name: str, value: str, env: str | None) -> None:
         validate_var(name, value)
@@ -377,7 +417,8 @@ class Editor:
     def render(self) -> bytes:
         text = self.doc.as_string()
         if self.crlf:
-            text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+            # tomlkit keeps the file's own line endings and writes "\n" for the lines it adds.
+            text = re.sub(r"(?<!\r)\n", "\r\n", text)
         return text.encode("utf-8")
 
     def save(self) -> None:
@@ -416,18 +457,30 @@ def _string_like(old: Any, value: str) -> Any:
         isinstance(old, String)
         and old.type == StringType.SLL
         and "'" not in value
-        and ("\n" not in value and "\r" not in value)
+        # TOML: a literal string holds no control character but tab (it has no escapes).
+        and not any((c < " " and c != "\t") or c == "\x7f" for c in value)
     ):
         return tomlkit.string(value, literal=True)
     return tomlkit.string(value)
 
 
+def _sub_table(parent: Any) -> Any:
+    """A new table to add to PARENT: inline inside an inline table (TOML allows no [header] there)."""
+    import tomlkit
+    from tomlkit.items import InlineTable
+
+    return tomlkit.inline_table() if isinstance(parent, InlineTable) else tomlkit.table()
+
+
 @contextlib.contextmanager
-def edit(path: Path) -> Iterator[Editor]:
+def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
     """Lock the folder, parse PATH with tomlkit, yield an Editor; save only if it changed.
 
     The lock is held across read-modify-write so concurrent edits never lose each other's keys.
-    A file that fails to parse (by tomllib's standard, then tomlkit's) is never rewritten.
+    A file that fails to parse (by tomllib's standard, then tomlkit's) is never rewritten, and the
+    result is validated before it is written. LENIENT lets an edit start from a file that parses
+    but holds an invalid value, so ``var set``/``var unset`` can repair that value; since the saved
+    result must still be valid, any other edit of such a file changes nothing.
     """
     import tomlkit
     from tomlkit.exceptions import ParseError
@@ -438,12 +491,17 @@ def edit(path: Path) -> Iterator[Editor]:
             data = real.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-        parse(path, data)  # full validation with the same reader connections use
+        if lenient:
+            _decode(path, data)  # syntax only; save() validates the result
+        else:
+            parse(path, data)  # full validation with the same reader connections use
         try:
             doc = tomlkit.parse(data.decode("utf-8"))
         except ParseError as exc:
             raise ConfigError(f"{path}:{exc.line}:{exc.col}: invalid TOML: {exc}") from None
-        editor = Editor(path, real, doc, crlf=b"\r\n" in data)
+        # CRLF when every line ending is CRLF; a mixed file keeps each existing line as it is.
+        crlf = b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+        editor = Editor(path, real, doc, crlf=crlf)
         yield editor
         if editor.changed:
             editor.save()
@@ -516,10 +574,13 @@ def create(path: Path, text: str, *, force: bool) -> None:
             f"{path} already exists; nothing was changed",
             hint="use --force to replace it",
         )
-    with _folder_lock(path.parent):
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
+        raise ConfigError(f"{path}: the folder {real.parent} does not exist")
+    with _folder_lock(real.parent):
         if path.exists() and not force:
             raise ConfigError(f"{path} already exists; nothing was changed")
-        atomic_write(Path(os.path.realpath(path)), data)
+        atomic_write(real, data)
 
 
 def initial_text(name: str, variables: Mapping[str, str] | None = None) -> str:

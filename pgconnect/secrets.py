@@ -8,9 +8,10 @@ Secret values travel in ``Secret``, whose repr/str is ``****``.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pgconnect.errors import SecretStoreError
 
@@ -66,7 +67,10 @@ class SecretStore(Protocol):
 
 
 def with_deadline(call: Callable[[], T], what: str, deadline: float = DEADLINE_S) -> T:
-    """Run CALL in a daemon thread; raise SecretStoreError if it has not answered by DEADLINE."""
+    """Run CALL in a daemon thread; raise KeyringTimeoutError if it has not answered by DEADLINE.
+
+    A daemon thread, so a call stuck in a hung D-Bus peer never keeps the process alive.
+    """
     box: dict[str, object] = {}
 
     def run() -> None:
@@ -79,10 +83,11 @@ def with_deadline(call: Callable[[], T], what: str, deadline: float = DEADLINE_S
     thread.start()
     thread.join(deadline)
     if thread.is_alive():
-        raise SecretStoreError(
+        raise KeyringTimeoutError(
             f"the keyring did not answer within {deadline:g} s ({what})",
-            hint="the keyring daemon may be hung or waiting for an unlock prompt; restart it "
-            "(e.g. gnome-keyring-daemon --replace), or set the value in the environment for this run",
+            hint="the keyring daemon may be hung; restart it (e.g. gnome-keyring-daemon "
+            "--replace) and run the command again, or set the value in the environment for "
+            "this run",
         )
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
@@ -96,104 +101,297 @@ def open_store() -> SecretStore:
         return KeyringStore()
     if choice == "file":
         return FileStore()
-    raise SecretStoreError(f"{STORE_ENV}={choice!r} is not a store; use 'keyring' or 'file'")
+    raise SecretStoreError(
+        f"{STORE_ENV}={choice!r} is not a secret store",
+        hint=f"use {STORE_ENV}=keyring (the default) or {STORE_ENV}=file",
+    )
+
+
+# --------------------------------------------------------------------------- failures
+
+
+class NoKeyringError(SecretStoreError):
+    """No usable OS keyring: no D-Bus session, no Secret Service, or keyring disabled."""
+
+
+class KeyringLockedError(SecretStoreError):
+    """The keyring is locked and pgconnect cannot (or may not) show an unlock prompt."""
+
+
+class PromptDismissedError(SecretStoreError):
+    """The keyring's unlock prompt was dismissed, or could not be shown."""
+
+
+class KeyringTimeoutError(SecretStoreError):
+    """A keyring call did not answer within its deadline."""
+
+
+class KeyringFailedError(SecretStoreError):
+    """The keyring reported an error that none of the classes above describes."""
+
+
+class UnsafeFileStoreError(SecretStoreError):
+    """The opt-in file store is readable by others or not the user's own."""
+
+
+_NO_KEYRING_HINT = (
+    "start a keyring (a desktop session runs one; headless: run inside dbus-run-session with "
+    "gnome-keyring-daemon --unlock), or set the value in the environment for this run "
+    "(e.g. DB_PASSWORD=… pgconnect …), or opt in to the plaintext file store with "
+    f"{STORE_ENV}=file"
+)
+
+
+def no_keyring(reason: str) -> NoKeyringError:
+    return NoKeyringError(f"no OS keyring is available: {reason}", hint=_NO_KEYRING_HINT)
+
+
+def keyring_locked(detail: str) -> KeyringLockedError:
+    return KeyringLockedError(
+        f"the keyring is locked ({detail}); no secret was read or written",
+        hint="unlock the login keyring (log in to the desktop, or use your keyring manager; "
+        "headless, restart it unlocked: printf '%s' \"$KEYRING_PASSWORD\" | "
+        "gnome-keyring-daemon --replace --unlock --daemonize), or set the value in the "
+        "environment for this run",
+    )
+
+
+def prompt_dismissed() -> PromptDismissedError:
+    return PromptDismissedError(
+        "the keyring's unlock prompt was dismissed (or could not be shown); the keyring is "
+        "still locked and no secret was read or written",
+        hint="run the command again and unlock the keyring in its prompt, or unlock it first "
+        "with your keyring manager",
+    )
+
+
+# --------------------------------------------------------------------------- the OS keyring
+
+#: How long a person gets to answer the keyring's own unlock dialog. Every other keyring call has
+#: DEADLINE_S: typing a keyring password takes longer than a hung daemon deserves.
+PROMPT_DEADLINE_S = 60.0
 
 
 class KeyringStore:
-    """The OS keyring (Secret Service, Keychain, Credential Locker) through ``keyring``."""
+    """The OS keyring (Secret Service, Keychain, Credential Locker) through ``keyring``.
+
+    Layout (SPEC §3): service ``pgconnect:<project>[:<env>]``, user name = the secret's NAME, so
+    ``secret-tool lookup service pgconnect:billing username DB_PASSWORD`` finds it. Every call
+    runs under a deadline; every failure is one of the SecretStoreError subclasses above.
+    """
 
     kind = "keyring"
 
     def __init__(self) -> None:
-        self._backend: object | None = None
+        self._backend: Any = None
 
-    def _keyring(self) -> object:
+    def _keyring(self) -> Any:
         if self._backend is None:
-            self._backend = with_deadline(_load_backend, "finding the keyring backend")
+            backend = with_deadline(_load_backend, "finding the keyring backend")
+            if _is_secret_service(backend):
+                _ensure_unlocked()
+            self._backend = backend
         return self._backend
 
     def get(self, service: str, name: str) -> Secret | None:
         backend = self._keyring()
-        value = with_deadline(
-            lambda: _call(backend, "get_password", service, name), "reading a secret"
+        value: str | None = with_deadline(
+            lambda: _call(lambda: backend.get_password(service, name)), "reading a secret"
         )
         return None if value is None else Secret(value)
 
     def set(self, service: str, name: str, value: Secret) -> None:
         backend = self._keyring()
         with_deadline(
-            lambda: _call(backend, "set_password", service, name, value.reveal()),
+            lambda: _call(lambda: backend.set_password(service, name, value.reveal()), value),
             "storing a secret",
         )
 
     def delete(self, service: str, name: str) -> bool:
         backend = self._keyring()
-        return with_deadline(lambda: _delete(backend, service, name), "deleting a secret")
+
+        def delete() -> bool:
+            from keyring.errors import PasswordDeleteError
+
+            try:
+                backend.delete_password(service, name)
+            except PasswordDeleteError:  # keyring's "no such password"
+                return False
+            return True
+
+        return with_deadline(lambda: _call(delete), "deleting a secret")
 
 
-def _load_backend() -> object:
+def _keyring_configured() -> str | None:
+    """Where the user chose a keyring backend themselves (keyring's own rules), if they did."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return "PYTHON_KEYRING_BACKEND"
+    from keyring.util import platform_
+
+    config = platform_.config_root() / "keyringrc.cfg"
+    return str(config) if config.is_file() else None
+
+
+def _load_backend() -> Any:
+    """The keyring backend to use; NoKeyringError rather than a backend that is no keyring.
+
+    Fast path (issue 8, P5): on Linux with a D-Bus session and no backend chosen by the user,
+    keyring's Secret Service backend is built directly after its own viability check.
+    ``keyring.get_keyring()`` would load every backend entry point and probe each to find it.
+    """
+    chosen = _keyring_configured()
+    origin = chosen or "keyring's configuration"
+    if chosen is None and sys.platform.startswith("linux"):
+        if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+            # keyring's Linux backends all talk D-Bus; without a session bus there is none (and
+            # no D-Bus autolaunch that would leave a daemon and files behind).
+            raise no_keyring(
+                "there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), so no "
+                "Secret Service can be reached"
+            )
+        from keyring.backends import SecretService
+
+        # keyring's own viability check (its priority probe, any failure meaning "not viable").
+        if SecretService.Keyring.viable:
+            return SecretService.Keyring()  # type: ignore[no-untyped-call]
+        # No Secret Service on this bus: let keyring look for another backend (KWallet) below.
+
     import keyring
-    from keyring.backends import fail
+    from keyring.backends import chainer, fail, null
 
-    backend = keyring.get_keyring()
+    try:
+        backend = keyring.get_keyring()
+    except (RuntimeError, ImportError, AttributeError) as exc:
+        # keyring raises these when the backend named in the user's configuration is unusable.
+        raise no_keyring(f"the backend chosen in {origin} cannot be used: {exc}") from None
+    if isinstance(backend, null.Keyring):
+        raise no_keyring(f"keyring is disabled (the null backend is chosen in {origin})")
     if isinstance(backend, fail.Keyring) or (
-        type(backend).__name__ in ("Keyring",)
-        and (type(backend).__module__.endswith(("fail", "null")))
+        isinstance(backend, chainer.ChainerBackend) and not backend.backends
     ):
-        raise SecretStoreError(
-            "no OS keyring is available (no Secret Service on D-Bus, Keychain or Credential Locker)",
-            hint="start a keyring (e.g. gnome-keyring-daemon inside a D-Bus session), set the "
-            "value in the environment for this run, or opt in to the file store with "
-            f"{STORE_ENV}=file",
+        if sys.platform.startswith("linux"):
+            raise no_keyring("no Secret Service (gnome-keyring, KWallet, …) answers on D-Bus")
+        raise no_keyring("keyring found no backend on this system")
+    # keyring ranks plaintext backends (keyrings.alt) below 1, "not recommended". pgconnect never
+    # falls back to plaintext silently: only a backend the user chose may be one of those.
+    if chosen is None and backend.priority < 1:
+        raise no_keyring(
+            f"the only backend found ({type(backend).__module__}) is not a recommended, "
+            "secure store; choose it explicitly with PYTHON_KEYRING_BACKEND to use it"
         )
     return backend
 
 
-def _call(backend: object, method: str, *args: str) -> str | None:
+def _is_secret_service(backend: object) -> bool:
+    return type(backend).__module__ == "keyring.backends.SecretService"
+
+
+def _can_prompt() -> bool:
+    """gnome-keyring's unlock prompt is a dialog: it needs a display."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _ensure_unlocked() -> None:
+    """Look at the default collection's lock before keyring would try to unlock it.
+
+    Without a display nobody can answer an unlock prompt (and over SSH one could appear on
+    someone else's screen), so a locked collection is reported as locked. With a display, the
+    keyring's own prompt is shown and gets PROMPT_DEADLINE_S to be answered.
+    """
+    import secretstorage
+    from secretstorage.exceptions import ItemNotFoundException
+
+    def locked_collection() -> Any:
+        conn = secretstorage.dbus_init()
+        try:
+            collection = secretstorage.Collection(conn)
+            if collection.is_locked():
+                return collection
+        except ItemNotFoundException:
+            pass  # no default collection yet: keyring creates it on first use
+        conn.close()
+        return None
+
+    collection = with_deadline(lambda: _call(locked_collection), "checking the keyring's lock")
+    if collection is None:
+        return
+    try:
+        if not _can_prompt():
+            raise keyring_locked("no display to show its unlock prompt on")
+
+        def unlock() -> bool:
+            try:
+                dismissed = bool(collection.unlock(timeout=PROMPT_DEADLINE_S))
+            except TimeoutError:
+                raise KeyringTimeoutError(
+                    f"the keyring's unlock prompt was not answered within {PROMPT_DEADLINE_S:g} s",
+                    hint="run the command again and answer the prompt",
+                ) from None
+            return dismissed or bool(collection.is_locked())
+
+        if with_deadline(
+            lambda: _call(unlock), "waiting for the unlock prompt", PROMPT_DEADLINE_S + 1
+        ):
+            raise prompt_dismissed()
+    finally:
+        collection.connection.close()
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a keyring call raises for a keyring-side reason (caught by name)."""
     from keyring.errors import KeyringError
 
+    found: list[type[BaseException]] = [KeyringError, OSError]
     try:
-        result: str | None = getattr(backend, method)(*args)
-    except KeyringError as exc:
-        raise _classify(exc) from None
-    return result
+        from jeepney.wrappers import DBusErrorResponse
+        from secretstorage.exceptions import SecretStorageException
+    except ImportError:  # not on Linux
+        pass
+    else:
+        found += [SecretStorageException, DBusErrorResponse]
+    return tuple(found)
 
 
-def _delete(backend: object, service: str, name: str) -> bool:
-    from keyring.errors import KeyringError, PasswordDeleteError
-
+def _call(call: Callable[[], T], secret: Secret | None = None) -> T:
     try:
-        backend.delete_password(service, name)  # type: ignore[attr-defined]
-    except PasswordDeleteError:
-        return False
-    except KeyringError as exc:
-        raise _classify(exc) from None
-    return True
+        return call()
+    except _store_errors() as exc:
+        raise _classify(exc, secret) from None
 
 
-def _classify(exc: Exception) -> SecretStoreError:
-    """One message per failure users meet: locked, dismissed prompt, no backend, other."""
-    text = str(exc)
-    low = text.lower()
-    if "locked" in low or "unlock" in low:
-        return SecretStoreError(
-            "the keyring is locked and could not be unlocked",
-            hint="unlock your login keyring (e.g. log in to the desktop, or "
-            "gnome-keyring-daemon --unlock), then run the command again",
-        )
-    if "dismiss" in low or "cancel" in low:
-        return SecretStoreError(
-            "the keyring unlock prompt was dismissed",
-            hint="run the command again and accept the unlock prompt",
-        )
-    return SecretStoreError(
-        f"the keyring failed: {text.splitlines()[0] if text else type(exc).__name__}",
-        hint=f"check the keyring daemon, or opt in to the file store with {STORE_ENV}=file",
+def _classify(exc: BaseException, secret: Secret | None = None) -> SecretStoreError:
+    """One error class per failure users meet: no backend, locked, dismissed prompt, other."""
+    from keyring.errors import KeyringLocked
+    from keyring.errors import NoKeyringError as KeyringNoBackend
+
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if secret is not None and secret.reveal():
+        text = text.replace(secret.reveal(), MASK)  # a backend must never echo it; be sure
+    if isinstance(exc, KeyringNoBackend) or "SecretServiceNotAvailableException" in names:
+        return no_keyring(text)
+    if "PromptDismissedException" in names:
+        return prompt_dismissed()
+    if isinstance(exc, KeyringLocked) or "LockedException" in names:
+        return keyring_locked(text)
+    return KeyringFailedError(
+        f"the keyring failed: {text}",
+        hint="check the keyring daemon and run the command again, or opt in to the plaintext "
+        f"file store with {STORE_ENV}=file",
     )
 
 
+# --------------------------------------------------------------------------- the file store
+
+
 class FileStore:
-    """Opt-in plaintext store: one 0600 JSON file in the user's data folder (like .pgpass)."""
+    """Opt-in plaintext store: one 0600 JSON file in the user's data folder.
+
+    Treated like libpq's ``.pgpass``: the mode is checked on every read and a file that group or
+    others can access is refused (with the ``chmod`` that fixes it). The file is first created
+    with O_EXCL (nobody can have prepared the path), rewritten atomically through a 0600
+    temporary file, and read-modify-write happens under a lock on its folder.
+    """
 
     kind = "file"
 
@@ -209,6 +407,7 @@ class FileStore:
 
     def _read(self) -> dict[str, dict[str, str]]:
         import json
+        import shlex
         import stat
 
         try:
@@ -221,35 +420,51 @@ class FileStore:
             ) from None
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
-            if stat.S_IMODE(st.st_mode) & 0o077:
-                raise SecretStoreError(
-                    f"the file store {self.path} is readable by others "
-                    f"(mode {stat.S_IMODE(st.st_mode):04o}); it was not used",
-                    hint=f"chmod 600 {self.path}",
+            mode = stat.S_IMODE(st.st_mode)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafeFileStoreError(f"the file store {self.path} is not a regular file")
+            if mode & 0o077:  # libpq's .pgpass rule: no group or world access
+                raise UnsafeFileStoreError(
+                    f"the file store {self.path} can be read by others (mode {mode:04o}); "
+                    "it was not used",
+                    hint=f"chmod 600 {shlex.quote(str(self.path))}",
                 )
             if st.st_uid != os.getuid():
-                raise SecretStoreError(
-                    f"the file store {self.path} belongs to another user; it was not used"
+                raise UnsafeFileStoreError(
+                    f"the file store {self.path} belongs to another user (uid {st.st_uid}); "
+                    "it was not used"
                 )
             raw = fh.read()
         try:
             data = json.loads(raw or b"{}")
         except ValueError:
             raise SecretStoreError(f"the file store {self.path} is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise SecretStoreError(f"the file store {self.path} is not a JSON object")
+        if not isinstance(data, dict) or not all(
+            isinstance(entries, dict) and all(isinstance(v, str) for v in entries.values())
+            for entries in data.values()
+        ):
+            raise SecretStoreError(
+                f"the file store {self.path} is not an object of services to name/value objects"
+            )
         return data
+
+    def _prepare(self) -> None:
+        """Create the folder (0700) and the file (0600, O_EXCL) if they are missing."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return  # _read() re-checks its mode before anything is written into it
+        except OSError as exc:
+            raise SecretStoreError(
+                f"cannot create the file store {self.path}: {exc.strerror}"
+            ) from None
+        os.close(fd)
 
     def _write(self, data: dict[str, dict[str, str]]) -> None:
         import json
         import tempfile
 
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            # Create it with O_EXCL so nobody can have prepared the path for us.
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
-        self._read()  # re-check the mode before writing secrets into it
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -263,21 +478,161 @@ class FileStore:
                 os.unlink(tmp)
             raise
 
+    def _update(self, change: Callable[[dict[str, dict[str, str]]], bool]) -> bool:
+        """Read, CHANGE, write back (only if CHANGE returns True), under a folder lock."""
+        import fcntl
+
+        self._prepare()
+        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            data = self._read()
+            changed = change(data)
+            if changed:
+                self._write(data)
+            return changed
+        finally:
+            os.close(dir_fd)
+
     def get(self, service: str, name: str) -> Secret | None:
         value = self._read().get(service, {}).get(name)
         return None if value is None else Secret(value)
 
     def set(self, service: str, name: str, value: Secret) -> None:
-        data = self._read()
-        data.setdefault(service, {})[name] = value.reveal()
-        self._write(data)
+        def change(data: dict[str, dict[str, str]]) -> bool:
+            data.setdefault(service, {})[name] = value.reveal()
+            return True
+
+        self._update(change)
 
     def delete(self, service: str, name: str) -> bool:
-        data = self._read()
-        if name not in data.get(service, {}):
-            return False
-        del data[service][name]
-        if not data[service]:
-            del data[service]
-        self._write(data)
-        return True
+        def change(data: dict[str, dict[str, str]]) -> bool:
+            if name not in data.get(service, {}):
+                return False
+            del data[service][name]
+            if not data[service]:
+                del data[service]
+            return True
+
+        return self._update(change)
+
+
+# --------------------------------------------------------------------------- input formats
+
+
+def strip_one_newline(text: str) -> str:
+    """Remove exactly one trailing ``\\r\\n`` or ``\\n`` (what ``echo`` and editors add)."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text
+
+
+class BulkInputError(ValueError):
+    """The input of ``secret bulk`` is not a JSON object of strings/nulls or a dotenv file.
+
+    Messages name the line or key, never the value.
+    """
+
+
+def parse_bulk(text: str) -> dict[str, str | None]:
+    """NAME → value (None: delete) from a JSON object or a dotenv file.
+
+    JSON when the first non-blank character is ``{``; otherwise dotenv: ``NAME=value`` lines,
+    optional ``export``, ``#`` comments, values bare (a `` #`` starts a comment, surrounding
+    blanks are dropped), in single quotes (literal) or in double quotes (``\\n``, ``\\"``, ``\\\\``
+    escapes). A name given twice is an error, not "last one wins".
+    """
+    if text.lstrip().startswith("{"):
+        return _parse_json(text)
+    return _parse_dotenv(text)
+
+
+def _parse_json(text: str) -> dict[str, str | None]:
+    import json
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        for key, value in items:
+            if key in seen:
+                raise BulkInputError(f"{key} is given twice")
+            seen[key] = value
+        return seen
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        # exc.msg and the position only: the document itself may hold secrets.
+        raise BulkInputError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise BulkInputError("the JSON must be an object of NAME: value (or null to delete)")
+    out: dict[str, str | None] = {}
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            raise BulkInputError(
+                f"{key}: the value must be a string, or null to delete (got {type(value).__name__})"
+            )
+        if value == "":
+            raise BulkInputError(f"{key}: empty value refused (use null to delete)")
+        out[key] = value
+    return out
+
+
+_DOTENV_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
+
+
+def _parse_dotenv(text: str) -> dict[str, str | None]:
+    import re
+
+    out: dict[str, str | None] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        m = re.fullmatch(r"(?:export\s+)?([^=\s]+)\s*=\s*(.*)", stripped, flags=re.DOTALL)
+        if m is None:
+            raise BulkInputError(f"line {number}: expected NAME=value")
+        name, rest = m.group(1), m.group(2)
+        value = _dotenv_value(rest, number, name)
+        if name in out:
+            raise BulkInputError(f"line {number}: {name} is given twice")
+        if value == "":
+            raise BulkInputError(f"line {number}: {name}: empty value refused")
+        out[name] = value
+    return out
+
+
+def _dotenv_value(rest: str, number: int, name: str) -> str:
+    if rest.startswith("'"):
+        end = rest.find("'", 1)
+        if end < 0:
+            raise BulkInputError(f"line {number}: {name}: unterminated single quote")
+        tail = rest[end + 1 :].strip()
+        if tail and not tail.startswith("#"):
+            raise BulkInputError(f"line {number}: {name}: text after the closing quote")
+        return rest[1:end]
+    if rest.startswith('"'):
+        chars: list[str] = []
+        i = 1
+        while i < len(rest):
+            c = rest[i]
+            if c == "\\" and i + 1 < len(rest):
+                nxt = rest[i + 1]
+                chars.append(_DOTENV_ESCAPES.get(nxt, "\\" + nxt))
+                i += 2
+                continue
+            if c == '"':
+                tail = rest[i + 1 :].strip()
+                if tail and not tail.startswith("#"):
+                    raise BulkInputError(f"line {number}: {name}: text after the closing quote")
+                return "".join(chars)
+            chars.append(c)
+            i += 1
+        raise BulkInputError(f"line {number}: {name}: unterminated double quote")
+    # Bare value: a '#' after a blank starts a comment (as in shells and python-dotenv).
+    import re
+
+    return re.split(r"\s+#", rest, maxsplit=1)[0].strip()

@@ -16,6 +16,9 @@ have_cmd dbus-daemon || need+=(dbus-daemon)
 have_cmd secret-tool || need+=(libsecret-tools)
 have_cmd pgbouncer || need+=(pgbouncer)
 have_cmd runuser || need+=(util-linux)
+# zsh and fish run the completion scripts in tests/test_completions.py (bash is always there).
+have_cmd zsh || need+=(zsh)
+have_cmd fish || need+=(fish)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -17,12 +17,9 @@ from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
+# The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
 app = typer.Typer(
     name="pgconnect",
-    help=(
-        "Connect code and scripts to PostgreSQL: project variables in pgconnect.toml, passwords "
-        "in the OS keyring, verified TLS, and queries as tables, JSON or CSV."
-    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -57,7 +54,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Connect code and scripts to PostgreSQL.
+    """Connect code and scripts to PostgreSQL: project variables in pgconnect.toml, passwords
+    in the OS keyring, verified TLS, and queries as tables, JSON or CSV.
 
     Examples:
 
@@ -99,6 +97,15 @@ def _print_error(exc: PgconnectError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
+    import os
+
+    from pgconnect.completion import COMPLETE_VAR
+
+    if os.environ.get(COMPLETE_VAR):
+        # A <Tab> from the scripts in completions/ (SPEC §10): Typer answers and exits.
+        from pgconnect.completion import install_classes
+
+        install_classes()
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)

@@ -7,17 +7,18 @@ error boundary knows about ``--debug`` even when a command fails before its body
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from pgconnect import project as projectfile
-from pgconnect.errors import ConfigError
+from pgconnect.errors import ConfigError, PgconnectError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,6 +53,35 @@ def _complete_env(incomplete: str) -> list[str]:
     except Exception:  # completion must never fail loudly
         return []
     return [e for e in sorted(proj.envs) if e.startswith(incomplete)]
+
+
+def _completion_project() -> Project | None:
+    try:
+        return projectfile.load(projectfile.find(STATE.config))
+    except (PgconnectError, OSError):  # completion must never fail loudly
+        return None
+
+
+def complete_secret(incomplete: str) -> list[str]:
+    """Secret names for shell completion: those declared for --env (and the base), else all."""
+    proj = _completion_project()
+    if proj is None:
+        return []
+    env = projectfile.selected_env(STATE.env)
+    if env is not None and env in proj.envs:
+        names = {n for n, _ in proj.declared_secrets(env)}
+    else:
+        names = set(proj.secrets)
+        for e in proj.envs.values():
+            names |= set(e.secrets)
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def complete_sslmode(incomplete: str) -> list[str]:
+    """libpq's six sslmodes and ``all`` (check --sslmode), for shell completion."""
+    from pgconnect.params import SSLMODES
+
+    return [m for m in (*SSLMODES, "all") if m.startswith(incomplete)]
 
 
 ConfigOpt = Annotated[
@@ -99,9 +129,21 @@ class Context:
 
 
 def open_store() -> SecretStore:
+    """The secret store; using the opt-in plaintext file store says so on stderr (SPEC §3)."""
+    from pgconnect.secrets import FileStore
     from pgconnect.secrets import open_store as _open
 
-    return _open()
+    store = _open()
+    if isinstance(store, FileStore) and not _warned_file_store:
+        _warned_file_store.append(True)
+        warn(
+            f"using the plaintext file store {store.path} (PGCONNECT_SECRET_STORE=file), "
+            "not the OS keyring"
+        )
+    return store
+
+
+_warned_file_store: list[bool] = []
 
 
 def find_project(config: str | None) -> Path:
@@ -125,11 +167,19 @@ def load(config: str | None, env: str | None, *, env_may_be_new: bool = False) -
 _consoles: dict[str, Console] = {}
 
 
+def _color_system() -> Literal["auto"] | None:
+    # NO_COLOR (no-color.org): rich alone drops colours but still sends bold/underline escapes;
+    # no colour system at all means plain text on a terminal too.
+    return None if no_color() else "auto"
+
+
 def err_console() -> Console:
     if "err" not in _consoles:
         from rich.console import Console
 
-        _consoles["err"] = Console(stderr=True, highlight=False, soft_wrap=True)
+        _consoles["err"] = Console(
+            stderr=True, highlight=False, soft_wrap=True, color_system=_color_system()
+        )
     return _consoles["err"]
 
 
@@ -137,7 +187,7 @@ def out_console() -> Console:
     if "out" not in _consoles:
         from rich.console import Console
 
-        _consoles["out"] = Console(highlight=False, soft_wrap=True)
+        _consoles["out"] = Console(highlight=False, soft_wrap=True, color_system=_color_system())
     return _consoles["out"]
 
 
@@ -154,6 +204,30 @@ def note(message: str) -> None:
     sys.stderr.write(message + "\n")
 
 
+def _ignore(_message: str) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def progress(message: str) -> Iterator[Callable[[str], None]]:
+    """Show on stderr that slow work is under way, only when stderr is a terminal (SPEC §11).
+
+    Yields a function that names the current step. A rich spinner normally; with NO_COLOR or
+    TERM=dumb, plain lines without escape sequences; nothing at all when stderr is not a terminal.
+    """
+    if not sys.stderr.isatty():
+        yield _ignore
+        return
+    if no_color() or os.environ.get("TERM") == "dumb":
+        note(f"{message}...")
+        yield _ignore
+        return
+    from rich.text import Text  # plain text: step names like "[env.x.vars]" are not markup
+
+    with err_console().status(Text(message)) as status:
+        yield lambda step: status.update(Text(f"{message}: {step}"))
+
+
 def stdin_is_tty() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
@@ -163,7 +237,8 @@ def stdout_is_tty() -> bool:
 
 
 def no_color() -> bool:
-    return "NO_COLOR" in os.environ
+    # no-color.org: set and not empty.
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def require_env_exists(ctx: Context) -> None:

@@ -16,7 +16,14 @@ from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
 from pgconnect.errors import ConfigError
 
 var_app = typer.Typer(
-    help="Project variables in pgconnect.toml ([vars] and [env.NAME.vars]).",
+    help="""Project variables in pgconnect.toml ([vars] and [env.NAME.vars]).
+
+    Examples:
+
+      pgconnect var set DB_HOST db.example.com
+
+      pgconnect var list --env staging
+    """,
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -112,7 +119,8 @@ def var_set(
     path = projectfile.find(config)
     chosen = projectfile.selected_env(env)
     _check_name(name)
-    with projectfile.edit(path) as editor:
+    # lenient: a file holding an invalid value can be repaired by setting that value.
+    with projectfile.edit(path, lenient=True) as editor:
         editor.set_var(name, value, chosen)
     where = "[vars]" if chosen is None else f"[env.{chosen}.vars]"
     common.note(f"set {name} in {where} of {path}")
@@ -153,6 +161,9 @@ def var_get(
     if name not in values:
         where = "" if ctx.env is None else f" (environment {ctx.env})"
         raise ConfigError(f"{name} is not set{where}")
+    if values[name].is_secret:
+        # e.g. DB_PASSWORD from the environment: a secret is never printed (SPEC §9).
+        raise ConfigError(f"{name} is a secret ({values[name].source}); its value is never printed")
     common.out(values[name].reveal())
 
 
@@ -184,8 +195,10 @@ def var_list(
         common.note("no variables set; add one with: pgconnect var set DB_HOST db.example.com")
         return
     width = max(len(n) for n in values)
+    value_width = max(len(v.shown()) for v in values.values())
     for n, v in values.items():
-        common.out(f"{n.ljust(width)}  {v.shown()}  ({v.source})")
+        # Columns aligned like explain's; the source is last so a long value cannot hide it.
+        common.out(f"{n.ljust(width)}  {v.shown().ljust(value_width)}  ({v.source})")
 
 
 @var_app.command("unset")
@@ -203,12 +216,15 @@ def var_unset(
 
       pgconnect var unset --env staging DB_HOST
     """
-    ctx = common.load(config, env)
-    with projectfile.edit(ctx.project.path) as editor:
-        removed = editor.unset_var(name, ctx.env)
-    where = "[vars]" if ctx.env is None else f"[env.{ctx.env}.vars]"
+    path = projectfile.find(config)
+    chosen = projectfile.selected_env(env)
+    where = "[vars]" if chosen is None else f"[env.{chosen}.vars]"
+    # lenient: removing an invalid variable (DB_FOO) is how a user repairs the file.
+    with projectfile.edit(path, lenient=True) as editor:
+        editor.check_env(chosen)
+        removed = editor.unset_var(name, chosen)
     if not removed:
-        raise ConfigError(f"{name} is not set in {where} of {ctx.project.path}")
+        raise ConfigError(f"{name} is not set in {where} of {path}")
     common.note(f"removed {name} from {where}")
 
 

@@ -1,0 +1,524 @@
+"""A throwaway local PostgreSQL with TLS on, to try everything against (SPEC §7).
+
+``start`` builds a fresh cluster from the machine's server binaries: a new CA and a server certificate
+for localhost/127.0.0.1/::1, SCRAM passwords, ``hostssl`` and ``host`` rules for loopback only, a role
+``app`` with a random password and a database named after the project. It writes the environment's
+variables into the project file, stores the password as that environment's ``DB_PASSWORD`` secret, and
+records where the cluster lives in ``.pgconnect/<env>.json`` beside the project file. ``stop`` shuts the
+server down (``pg_ctl -m fast``), makes sure no process is left, and removes the data: the sandbox is
+throwaway, and the next ``start`` makes a new one (new CA, new password).
+
+Nothing here prints: progress goes through a callback, results come back as values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pgconnect import project as projectfile
+from pgconnect.cluster import Cluster, can_reach, chown_to, find_bindir, free_port, server_user
+from pgconnect.conninfo import redact
+from pgconnect.errors import CommandError
+from pgconnect.project import Project
+from pgconnect.secrets import Secret, SecretStore, service_name
+
+DEFAULT_ENV = "sandbox"
+STATE_DIR = ".pgconnect"
+ROLE = "app"
+HOST = "localhost"
+SANS = ["localhost", "127.0.0.1", "::1"]
+PASSWORD_NAME = "DB_PASSWORD"
+# Loopback only: both rules so that every sslmode connects (``disable`` included); the effective
+# mode written to the project file is verify-full.
+HBA = [
+    "hostssl all all 127.0.0.1/32 scram-sha-256",
+    "hostssl all all ::1/128 scram-sha-256",
+    "host all all 127.0.0.1/32 scram-sha-256",
+    "host all all ::1/128 scram-sha-256",
+]
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class State:
+    """Where one environment's sandbox runs; saved as ``.pgconnect/<env>.json``."""
+
+    env: str
+    project: str
+    host: str
+    port: int
+    root: str  # the cluster's folder (owned by the server user); the data is in root/data
+    data_dir: str
+    pid: int | None
+    server_user: str | None
+    bindir: str
+    ca_file: str
+    in_project: bool  # False when the cluster lives under the system temp folder
+    database: str
+    user: str
+    started_at: str
+
+    def cluster(self) -> Cluster:
+        return Cluster(
+            root=Path(self.root), port=self.port, bindir=Path(self.bindir), user=self.server_user
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Status:
+    env: str
+    state: State | None
+    running: bool
+
+    @property
+    def stale(self) -> bool:
+        """A state file whose server is gone (crashed, killed, machine rebooted)."""
+        return self.state is not None and not self.running
+
+
+@dataclass(frozen=True)
+class Started:
+    state: State
+    already_running: bool
+    server_version: str | None
+    service: str
+    vars: dict[str, str]
+    ignored_by_git: bool | None  # None when the folder has no .gitignore
+    password_in_environment: bool
+
+
+@dataclass(frozen=True)
+class Stopped:
+    state: State | None
+    was_running: bool
+    removed: list[str]
+
+
+# --------------------------------------------------------------------------- where things live
+
+
+def state_dir(project: Project) -> Path:
+    return project.folder / STATE_DIR
+
+
+def state_path(project: Project, env: str) -> Path:
+    return state_dir(project) / f"{env}.json"
+
+
+def ca_path(project: Project, env: str) -> Path:
+    return state_dir(project) / f"{env}-ca.crt"
+
+
+def load_state(project: Project, env: str) -> State | None:
+    path = state_path(project, env)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(raw)
+        return State(**data)
+    except (ValueError, TypeError):
+        raise CommandError(
+            f"{path} is not a sandbox state file pgconnect can read",
+            hint=f"if no sandbox runs for it, remove it: rm {path}",
+        ) from None
+
+
+def _save_state(project: Project, state: State) -> None:
+    data = (json.dumps(state.to_json(), indent=2) + "\n").encode()
+    projectfile.atomic_write(state_path(project, state.env), data, mode=0o644)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    # A pid left in a stale postmaster.pid may have been reused after a crash or reboot.
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if Path("/proc/self/cmdline").exists():
+        try:
+            return b"postgres" in cmdline.read_bytes()
+        except OSError:
+            return False
+    return True
+
+
+def _running(state: State) -> bool:
+    return _alive(state.cluster().pid())
+
+
+def status(project: Project, env: str) -> Status:
+    state = load_state(project, env)
+    return Status(env=env, state=state, running=state is not None and _running(state))
+
+
+# --------------------------------------------------------------------------- start
+
+
+def port_is_free(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+        except OSError as exc:
+            if family == socket.AF_INET6 and exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                continue  # no IPv6 on this machine
+            return False
+    return True
+
+
+def start(
+    project: Project,
+    env: str,
+    store: SecretStore,
+    *,
+    port: int | None = None,
+    progress: Progress = _quiet,
+    environ: dict[str, str] | None = None,
+) -> Started:
+    """Start the environment's sandbox (or report the one already running)."""
+    environ = dict(os.environ) if environ is None else environ
+    service = service_name(project.name, env)
+    current = status(project, env)
+    if current.state is not None and current.running:
+        return Started(
+            state=current.state,
+            already_running=True,
+            server_version=None,
+            service=service,
+            vars=_vars_for(current.state),
+            ignored_by_git=_ignored_by_git(project),
+            password_in_environment=PASSWORD_NAME in environ,
+        )
+    if current.state is not None:
+        _remove(current.state, project)  # stale: the server is gone; clear what it left
+
+    if port is not None and not port_is_free(port):
+        raise CommandError(
+            f"port {port} is already in use on this machine",
+            hint="pick another with --port, or leave --port out to use a free one",
+        )
+    # Fail before building anything if the secret store cannot be used (no keyring, locked…).
+    progress("checking the secret store")
+    store.get(service, PASSWORD_NAME)
+
+    bindir = find_bindir()
+    user = server_user()
+    if user is not None:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise CommandError(
+                f"PostgreSQL does not run as root, and the server user {user!r} does not exist",
+                hint="create it (useradd --system postgres), or name another user with "
+                "PGCONNECT_SERVER_USER",
+            ) from None
+    folder = state_dir(project)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"cannot create {folder}: {exc.strerror}") from None
+    in_project = user is None or can_reach(user, folder)
+    if in_project:
+        root = folder / env
+        _clear_leftover(root)
+        root.mkdir()
+    else:
+        # The server user cannot traverse to the project (e.g. under a 0700 home): keep the
+        # cluster in a private folder of the system temp directory that it owns.
+        root = Path(tempfile.mkdtemp(prefix=f"pgconnect-{project.name}-{env}-"))
+    chown_to(user, root)
+    os.chmod(root, 0o700)
+    chosen_port = port or free_port()
+    cluster = Cluster(root=root, port=chosen_port, bindir=bindir, user=user)
+    ca_file = ca_path(project, env)
+    state = State(
+        env=env,
+        project=project.name,
+        host=HOST,
+        port=chosen_port,
+        root=str(root),
+        data_dir=str(cluster.datadir),
+        pid=None,
+        server_user=user,
+        bindir=str(bindir),
+        ca_file=str(ca_file),
+        in_project=in_project,
+        database=project.name,
+        user=ROLE,
+        started_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+    )
+    password = secrets.token_urlsafe(24)
+    try:
+        _save_state(project, state)  # first, so that `stop` can clean up whatever happens next
+        superuser_pw = secrets.token_urlsafe(24)
+        progress("creating the cluster (initdb)")
+        _initdb(cluster, superuser_pw)
+        progress("issuing a CA and a server certificate")
+        from pgconnect import pki
+
+        ca = pki.CA(f"pgconnect sandbox CA ({project.name}:{env})")
+        issued = ca.issue_server(HOST, SANS)
+        ca_file.write_bytes(ca.cert_pem)
+        os.chmod(ca_file, 0o644)
+        cluster.configure(
+            ssl=True,
+            cert=issued.cert_pem,
+            key=issued.key_pem,
+            hba=HBA,
+            # TCP only: a Unix socket path under a deep project folder can exceed the 107-byte
+            # limit, and the sandbox is about TCP + TLS anyway.
+            extra=["unix_socket_directories = ''", "log_connections = off"],
+        )
+        progress(f"starting PostgreSQL on port {chosen_port}")
+        _start(cluster)
+        state = State(**{**state.to_json(), "pid": cluster.pid()})
+        _save_state(project, state)
+        progress(f"creating role {ROLE} and database {project.name}")
+        version = _create_role_and_db(state, superuser_pw, password)
+        progress(f"writing [env.{env}.vars] and the {PASSWORD_NAME} secret")
+        store.set(service, PASSWORD_NAME, Secret(password))
+        variables = _vars_for(state)
+        with projectfile.edit(project.path) as editor:
+            editor.ensure_env(env)
+            for name, value in variables.items():
+                editor.set_var(name, value, env)
+            editor.declare_secret(PASSWORD_NAME, env)
+    except BaseException:
+        with contextlib.suppress(CommandError, OSError):
+            _remove(state, project)
+        raise
+    return Started(
+        state=state,
+        already_running=False,
+        server_version=version,
+        service=service,
+        vars=variables,
+        ignored_by_git=_ignored_by_git(project),
+        password_in_environment=PASSWORD_NAME in environ,
+    )
+
+
+def _vars_for(state: State) -> dict[str, str]:
+    return {
+        "DB_HOST": state.host,
+        "DB_PORT": str(state.port),
+        "DB_USERNAME": state.user,
+        "DB_NAME": state.database,
+        "DB_SSLMODE": "verify-full",
+        # Relative to the project file's folder (SPEC §1), so the project can move.
+        "DB_SSLROOTCERT": f"{STATE_DIR}/{Path(state.ca_file).name}",
+    }
+
+
+def _clear_leftover(root: Path) -> None:
+    """Remove a cluster folder left without a state file, unless a server still runs in it."""
+    if not root.exists():
+        return
+    leftover = Cluster(root=root, port=0, bindir=Path("/"), user=None)
+    pid = leftover.pid()
+    if _alive(pid):
+        raise CommandError(
+            f"a PostgreSQL server (pid {pid}) runs in {root} but pgconnect has no record of it",
+            hint=f"stop it first: pg_ctl -D {leftover.datadir} stop",
+        )
+    shutil.rmtree(root)
+
+
+def _initdb(cluster: Cluster, superuser_pw: str) -> None:
+    pwfile = cluster.root / "superuser.pw"
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(superuser_pw + "\n")
+    chown_to(cluster.user, pwfile)
+    try:
+        cluster.initdb(pwfile)
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def _start(cluster: Cluster) -> None:
+    try:
+        cluster.start(timeout=60)
+    except CommandError as exc:
+        # The cluster (and its log) is removed on failure: carry the log's reasons in the message.
+        reasons = _log_reasons(cluster.logfile)
+        raise CommandError(
+            f"PostgreSQL did not start: {'; '.join(reasons) or exc.message}",
+            hint="nothing was kept; with --port, try another port (or leave --port out)",
+        ) from None
+
+
+_LOG_PREFIX = re.compile(r"^\S+ \S+ \S+ \[\d+\] ")  # "2026-01-01 10:00:00.000 UTC [123] "
+
+
+def _log_reasons(path: Path) -> list[str]:
+    """The server log's error lines, without timestamps, first the most specific, at most three."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    picked: list[str] = []
+    for raw in lines:
+        line = _LOG_PREFIX.sub("", raw).strip()
+        if line.startswith(("FATAL:", "PANIC:", "ERROR:")) or (
+            line.startswith("LOG:") and "could not" in line
+        ):
+            text = re.sub(r"^LOG:\s+", "", line)
+            if text not in picked:
+                picked.append(text)
+    return picked[:3]
+
+
+def _create_role_and_db(state: State, superuser_pw: str, password: str) -> str:
+    """Create the app's role (SCRAM verifier computed here) and its database; return the version."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=state.port,
+            user="postgres",
+            password=superuser_pw,
+            dbname="postgres",
+            sslmode="verify-full",
+            sslrootcert=state.ca_file,
+            gssencmode="disable",
+            connect_timeout=10,
+            autocommit=True,
+        ) as conn:
+            # Send a SCRAM verifier, never the password itself: nothing the server could log
+            # (statement logging, errors) ever holds it.
+            verifier = conn.pgconn.encrypt_password(
+                password.encode(), state.user.encode(), b"scram-sha-256"
+            ).decode()
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(state.user), sql.Literal(verifier)
+                )
+            )
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (state.database,)
+            ).fetchone()
+            if exists:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        sql.Identifier(state.database), sql.Identifier(state.user)
+                    )
+                )
+            else:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(state.database), sql.Identifier(state.user)
+                    )
+                )
+            version = conn.info.parameter_status("server_version") or ""
+            return version.split()[0] if version else ""
+    except psycopg.Error as exc:
+        message = redact(str(exc), superuser_pw, password).strip().splitlines()
+        raise CommandError(
+            f"setting up the sandbox database failed: {message[0] if message else exc}"
+        ) from None
+
+
+def _ignored_by_git(project: Project) -> bool | None:
+    gitignore = project.folder / ".gitignore"
+    try:
+        lines = gitignore.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    patterns = {ln.strip() for ln in lines}
+    return bool(patterns & {".pgconnect", ".pgconnect/", "/.pgconnect", "/.pgconnect/"})
+
+
+# --------------------------------------------------------------------------- stop
+
+
+def stop(project: Project, env: str) -> Stopped:
+    """Stop the environment's sandbox, wait until no server process is left, remove its data."""
+    state = load_state(project, env)
+    if state is None:
+        return Stopped(state=None, was_running=False, removed=[])
+    was_running = _running(state)
+    removed = _remove(state, project)
+    return Stopped(state=state, was_running=was_running, removed=removed)
+
+
+def _remove(state: State, project: Project) -> list[str]:
+    """Stop the server (fast, then immediate, then SIGKILL) and delete the cluster and its CA."""
+    cluster = state.cluster()
+    pid = cluster.pid()
+    if _alive(pid):
+        try:
+            cluster.stop(mode="fast")
+        except CommandError:
+            with contextlib.suppress(CommandError):
+                cluster.stop(mode="immediate")
+        _wait_gone(pid, 20)
+        if _alive(pid) and pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+            _wait_gone(pid, 5)
+        if _alive(pid):
+            raise CommandError(
+                f"the sandbox server (pid {pid}) did not stop",
+                hint=f"stop it by hand: pg_ctl -D {cluster.datadir} -m immediate stop",
+            )
+    removed: list[str] = []
+    root = Path(state.root)
+    if root.exists():
+        shutil.rmtree(root)
+        removed.append(str(root))
+    for path in (Path(state.ca_file), state_path(project, state.env)):
+        if path.exists():
+            path.unlink()
+            removed.append(str(path))
+    with contextlib.suppress(OSError):
+        state_dir(project).rmdir()  # only when empty
+    return removed
+
+
+def _wait_gone(pid: int | None, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def check_env(project: Project, env: str, *, explicit: bool) -> None:
+    """status/stop: an environment named with --env must be in the file or have a sandbox (SPEC §2:
+    naming an unknown environment is exit 3); the default ``sandbox`` may simply not exist yet."""
+    projectfile.check_env_name(env)
+    if explicit and env not in project.envs and not state_path(project, env).exists():
+        project.check_env(env)

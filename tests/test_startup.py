@@ -1,0 +1,92 @@
+"""Start-up hygiene (issue #8): the light commands import none of the heavy modules.
+
+A CLI used in shell loops is judged by its start-up time; psycopg, keyring, tomlkit and rich's table
+machinery each cost tens of milliseconds. The commands below must not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, cli_environ, write_project
+
+HEAVY = ("psycopg", "keyring", "tomlkit", "rich.table", "secretstorage", "cryptography")
+
+_PROBE = """
+import json, sys
+prefixes = tuple(json.loads(sys.argv[2]))
+sys.argv = ["pgconnect", *json.loads(sys.argv[1])]
+from pgconnect.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+heavy = sorted({m.split(".")[0] if m.split(".")[0] != "rich" else m
+                for m in sys.modules if m.startswith(prefixes)})
+sys.stderr.write("\\nIMPORTED=" + json.dumps(heavy) + "\\n")
+"""
+
+
+def imported_by(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_environ(extra_env),
+        timeout=60,
+    )
+    marker = [ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORTED=")]
+    assert marker, proc
+    result: list[str] = json.loads(marker[-1].removeprefix("IMPORTED="))
+    return result
+
+
+@pytest.fixture
+def project(isolated: Path) -> Path:
+    return write_project(
+        isolated,
+        'name = "startup"\n[vars]\nDB_HOST = "db.example.com"\nDB_PORT = "5432"\n'
+        '[env.staging.vars]\nDB_HOST = "staging.example.com"\n',
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["var", "--help"],
+        ["var", "list"],
+        ["var", "list", "--json"],
+        ["var", "get", "DB_HOST"],
+        ["explain"],
+        ["explain", "--json", "--env", "staging"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_light_commands_import_nothing_heavy(project: Path, args: list[str]) -> None:
+    assert imported_by(args, project.parent) == []
+
+
+def test_connection_reading_uses_tomllib_not_tomlkit(project: Path) -> None:
+    # explain reads the file the way every connecting command does.
+    assert "tomlkit" not in imported_by(["explain"], project.parent)
+
+
+def test_editing_uses_tomlkit(project: Path) -> None:
+    # The converse, so the probe above can fail: var set does load tomlkit.
+    assert "tomlkit" in imported_by(["var", "set", "DB_NAME", "x"], project.parent)
+
+
+def test_probe_sees_psycopg_when_imported(project: Path) -> None:
+    # --version reports libpq's version, so it must import psycopg: proves the probe can fail.
+    assert "psycopg" in imported_by(["--version"], project.parent)
+
+
+def test_repo_is_importable_from_checkout() -> None:
+    assert (REPO / "pgconnect" / "__init__.py").exists()
