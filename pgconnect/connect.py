@@ -3,34 +3,64 @@
 ``classify()`` turns libpq's error text into the stage that failed (dns, tcp, tls, auth) and the
 PgconnectError subclass with the exit status of SPEC §8 and a hint. Every message shown is redacted
 first: libpq echoes malformed URIs whole, password included.
+
+``login()`` drives libpq's own non-blocking connection state machine (``PQconnectStart`` /
+``PQconnectPoll``, through ``psycopg.pq``) under a deadline the caller chooses, and reports the
+stage libpq is in as it goes — so a timeout can say where the time ran out. libpq's own
+``connect_timeout`` is whole seconds, per host and per attempt (``allow``/``prefer`` may try
+twice), and PQconnectPoll ignores it: the deadline here is the only clock.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import select
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pgconnect.conninfo import redact
-from pgconnect.errors import NetworkError, PgconnectError, RejectedError, TLSError
+from pgconnect.errors import (
+    ConfigError,
+    NetworkError,
+    PgconnectError,
+    QueryError,
+    RejectedError,
+    TLSError,
+)
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import pq
 
 APPLICATION_NAME = "pgconnect"
+
+#: The stages of a connection, in order (SPEC §5).
+STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "auth", "query", "ready")
 
 
 @dataclass(frozen=True)
 class Failure:
     """Why a connection attempt failed: the stage, the error to raise, a one-line message."""
 
-    stage: str  # dns | tcp | tls | auth
+    stage: str  # dns | tcp | tls | auth | query
     error: PgconnectError
 
 
-# (pattern, stage, error class, hint) — first match wins. Patterns match libpq 13–18 messages.
-_RULES: list[tuple[str, str, type[PgconnectError], str | None]] = [
+class ConnectFailed(Exception):
+    """A login attempt did not succeed; ``failure`` says at which stage and why (classified)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.error.message)
+        self.failure = failure
+
+
+# (pattern, stage, error class, hint) — first match wins; the stage None means "the stage libpq
+# had reached" (a dropped connection is a network failure wherever it happens). Patterns match
+# libpq 13–18 messages. TLS rules come before the pg_hba ones on purpose: when allow/prefer tried
+# twice (TLS, then plaintext) the TLS reason is the one to fix, the plaintext refusal follows it.
+_RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
     (
         r"could not translate host name|Name or service not known|nodename nor servname|"
         r"Temporary failure in name resolution|No address associated with hostname",
@@ -52,14 +82,22 @@ _RULES: list[tuple[str, str, type[PgconnectError], str | None]] = [
         "nothing listens there: check DB_HOST and DB_PORT, and that the server is running",
     ),
     (
+        r'connection to server on socket ".*" failed: (No such file or directory|Permission denied)',
+        "tcp",
+        NetworkError,
+        "no server socket there: check DB_HOST (the socket folder) and DB_PORT, and that the "
+        "server is running",
+    ),
+    (
         r"No route to host|Network is unreachable|could not connect to server|"
-        r"Connection reset by peer|server closed the connection unexpectedly",
+        r"Connection reset by peer|Cannot assign requested address",
         "tcp",
         NetworkError,
         "the server cannot be reached from here: check the network path and the port",
     ),
     (
-        r"server does not support SSL, but SSL was required",
+        r"server does not support SSL, but SSL was required|"
+        r"server does not support SSL, but SSL was requested",
         "tls",
         TLSError,
         "the server does not accept TLS: enable ssl on the server, or use sslmode=prefer/disable "
@@ -77,28 +115,47 @@ _RULES: list[tuple[str, str, type[PgconnectError], str | None]] = [
         "tls",
         TLSError,
         "set DB_SSLROOTCERT to the CA certificate that signed the server's certificate "
-        "(or sslrootcert=system for public CAs)",
+        "(or sslrootcert=system for a public CA)",
     ),
     (
         r"certificate verify failed|self[- ]signed certificate|unable to get local issuer|"
-        r"certificate has expired|SSL error|SSL SYSCALL|tlsv1 alert|sslv3 alert|ssl handshake",
+        r"certificate has expired|certificate is not yet valid",
         "tls",
         TLSError,
-        "the server's certificate is not signed by DB_SSLROOTCERT's CA: point DB_SSLROOTCERT at "
-        "the right CA certificate",
+        "the server's certificate is not signed by the CA in DB_SSLROOTCERT: point DB_SSLROOTCERT "
+        "at the right CA certificate (libpq checks the chain whenever a root certificate file "
+        "exists, even for sslmode=require)",
     ),
     (
-        r"no pg_hba\.conf entry .* no encryption",
-        "auth",
-        RejectedError,
-        "the server only accepts TLS connections: use sslmode=require or stronger",
+        r"server closed the connection unexpectedly|terminated abnormally|"
+        r"unexpected EOF|unexpected eof while reading|SSL SYSCALL error: EOF detected|"
+        r"SSL connection has been closed unexpectedly|lost synchronization",
+        None,
+        NetworkError,
+        "the connection was dropped: is this port a PostgreSQL server (or a pooler in front of "
+        "one)? check DB_PORT and any proxy or load balancer on the way",
     ),
     (
-        r"no pg_hba\.conf entry .* SSL encryption|no pg_hba\.conf entry .* GSS encryption",
+        r"SSL error|SSL SYSCALL|tlsv1 alert|sslv3 alert|ssl handshake|"
+        r"unsupported protocol|no protocols available|wrong version number",
+        "tls",
+        TLSError,
+        "the TLS handshake failed: check the server's ssl settings and "
+        "DB_SSL_MIN_PROTOCOL_VERSION / DB_SSL_MAX_PROTOCOL_VERSION",
+    ),
+    (
+        r"(no pg_hba\.conf entry|pg_hba\.conf rejects connection) .* no encryption",
         "auth",
         RejectedError,
-        "the server refuses encrypted connections from here: check pg_hba.conf "
-        "(hostnossl), or try sslmode=disable on a trusted network",
+        "the server only accepts TLS connections: use sslmode=require or stronger "
+        "(verify-full with DB_SSLROOTCERT is best)",
+    ),
+    (
+        r"(no pg_hba\.conf entry|pg_hba\.conf rejects connection) .* (SSL|GSS) encryption",
+        "auth",
+        RejectedError,
+        "the server refuses encrypted connections from here (pg_hba.conf hostnossl): ask the "
+        "administrator, or use sslmode=disable only on a trusted network",
     ),
     (
         r"no pg_hba\.conf entry|pg_hba\.conf rejects",
@@ -107,8 +164,15 @@ _RULES: list[tuple[str, str, type[PgconnectError], str | None]] = [
         "pg_hba.conf has no rule for this host, user and database: ask the administrator",
     ),
     (
-        r"password authentication failed|authentication failed|fe_sendauth: no password supplied|"
-        r"password is too long|SCRAM",
+        r"fe_sendauth: no password supplied",
+        "auth",
+        RejectedError,
+        "the server asks for a password and none is set: pgconnect secret put DB_PASSWORD "
+        "(or set DB_PASSWORD in the environment)",
+    ),
+    (
+        r"password authentication failed|authentication failed|password is too long|SCRAM|"
+        r"server requested .* authentication|channel binding",
         "auth",
         RejectedError,
         "check the password: pgconnect secret put DB_PASSWORD",
@@ -126,35 +190,105 @@ _RULES: list[tuple[str, str, type[PgconnectError], str | None]] = [
         "check DB_USERNAME: that role does not exist on the server",
     ),
     (
-        r"too many connections|remaining connection slots",
+        r"too many (connections|clients)|remaining connection slots|no more connections allowed",
         "auth",
         RejectedError,
         "the server is out of connection slots: use a pooler (PgBouncer, the provider's pooled "
         "endpoint) or close idle connections",
     ),
+    (
+        r"the database system is (starting up|shutting down|in recovery mode)|"
+        r"not accepting connections",
+        "auth",
+        RejectedError,
+        "the server is not accepting logins right now: try again later, or ask the administrator",
+    ),
 ]
+
+_DROPPED_IN_TLS = (
+    "the server hung up during the TLS handshake: check its ssl settings (certificate, key, "
+    "ssl_min_protocol_version) and any TLS-terminating proxy on the way"
+)
+
+_ATTEMPT = re.compile(r"^connection to server (at|on socket) ")
+
+
+def _attempts(text: str) -> list[str]:
+    """libpq's message, one entry per attempt ('connection to server … failed: …' + detail)."""
+    out: list[str] = []
+    for raw in text.strip().splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if out and not _ATTEMPT.match(line):
+            out[-1] += "\n" + line
+        else:
+            out.append(line)
+    return out
+
+
+def _reason(attempt: str) -> str:
+    head = attempt.splitlines()[0]
+    return head.split(" failed: ", 1)[1] if " failed: " in head else head
 
 
 def first_line(text: str) -> str:
     """libpq messages span lines ('connection to server at … failed: FATAL: …'); keep the gist."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
+    attempts = _attempts(text)
+    if not attempts:
         return "connection failed"
-    # Prefer the line with the server's or the socket's reason.
-    for ln in reversed(lines):
-        if "failed:" in ln:
-            return ln
-    return lines[-1]
+    return attempts[-1].splitlines()[0]
 
 
-def classify(exc: BaseException, secrets: tuple[str, ...] = ()) -> Failure:
-    """Classify a libpq/psycopg connection failure; the message is redacted and one line."""
+def classify(
+    exc: BaseException | str, secrets: tuple[str, ...] = (), *, reached: str | None = None
+) -> Failure:
+    """Classify a libpq/psycopg connection failure; the message is redacted and one line.
+
+    REACHED is the stage libpq was in when it failed (from ``login()``), used where the message
+    alone does not say (a dropped connection). When libpq tried more than once (several hosts or
+    addresses, or allow/prefer's second attempt), the line that decided the classification comes
+    first and the other attempts' reasons follow in parentheses.
+    """
     text = redact(str(exc), *secrets)
-    line = first_line(text)
+    attempts = _attempts(text) or ["connection failed"]
     for pattern, stage, cls, hint in _RULES:
-        if re.search(pattern, text, re.IGNORECASE):
-            return Failure(stage, cls(line, hint=hint))
-    return Failure("tcp", NetworkError(line))
+        rx = re.compile(pattern, re.IGNORECASE)
+        matched = next((a for a in attempts if rx.search(a)), None)
+        if matched is None:
+            continue
+        line = matched.splitlines()[0]
+        others = [
+            _reason(a) for a in attempts if a is not matched and _reason(a) != _reason(matched)
+        ]
+        if others:
+            line += " (other attempt: " + "; ".join(dict.fromkeys(others)) + ")"
+        if stage is None:  # a dropped connection: where libpq was decides what it means
+            stage = reached or "tcp"
+            if stage == "tls":  # dropped during the handshake: the TLS requirement was not met
+                return Failure(stage, TLSError(line, hint=_DROPPED_IN_TLS))
+        return Failure(stage, cls(line, hint=hint))
+    return Failure(reached or "tcp", NetworkError(attempts[-1].splitlines()[0]))
+
+
+def _conninfo(
+    params: Mapping[str, str], overrides: Mapping[str, str]
+) -> tuple[str, tuple[str, ...]]:
+    import psycopg
+
+    kwargs = dict(params)
+    kwargs.update(overrides)
+    kwargs.setdefault("application_name", APPLICATION_NAME)
+    secrets = tuple(v for k, v in kwargs.items() if k in ("password", "sslpassword") and v)
+    try:
+        return psycopg.conninfo.make_conninfo("", **kwargs), secrets
+    except psycopg.ProgrammingError as exc:  # invalid conninfo (e.g. a bad keyword)
+        raise ConfigError(first_line(redact(str(exc), *secrets))) from None
+
+
+def check_conninfo(params: Mapping[str, str]) -> None:
+    """Raise ConfigError if libpq would refuse PARAMS as a connection string (bad keyword)."""
+    _conninfo(params, {})
 
 
 def connect(
@@ -171,18 +305,233 @@ def connect(
     """
     import psycopg
 
-    kwargs = dict(params)
-    kwargs.update(overrides)
-    kwargs.setdefault("application_name", APPLICATION_NAME)
     if timeout is not None:
-        kwargs["connect_timeout"] = str(max(1, round(timeout)))
-    secrets = tuple(v for k, v in kwargs.items() if k in ("password", "sslpassword") and v)
+        overrides = {**overrides, "connect_timeout": str(max(1, round(timeout)))}
+    conninfo, secrets = _conninfo(params, overrides)
     try:
-        conninfo = psycopg.conninfo.make_conninfo("", **kwargs)
         return psycopg.connect(conninfo, autocommit=autocommit, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise classify(exc, secrets).error from None
-    except psycopg.ProgrammingError as exc:  # invalid conninfo (e.g. a bad keyword)
-        from pgconnect.errors import ConfigError
 
-        raise ConfigError(first_line(redact(str(exc), *secrets))) from None
+
+# --------------------------------------------------------------------------- login under a deadline
+
+
+@dataclass
+class StageClock:
+    """Which stage a libpq attempt is in, and how long it spent in each (milliseconds).
+
+    libpq's states map to stages: STARTED is the TCP connect; SSL_STARTUP (SSLRequest and the
+    handshake) is tls; AWAITING_RESPONSE and later (startup packet, authentication, the
+    server's parameters) are auth. MADE ("connected, sending") is tls when the mode starts with
+    an SSLRequest and auth otherwise or once TLS is up. allow/prefer may go round twice.
+    """
+
+    sslmode: str
+    stage: str = "tcp"
+    on_stage: Callable[[str], None] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    #: libpq's view of the target once the attempt started: host, port, user, dbname.
+    endpoint: dict[str, str] = field(default_factory=dict)
+    _mark: float = field(default_factory=time.monotonic)
+
+    def enter(self, stage: str) -> None:
+        now = time.monotonic()
+        self.timings[self.stage] = self.timings.get(self.stage, 0.0) + (now - self._mark) * 1000
+        self._mark = now
+        if stage != self.stage:
+            self.stage = stage
+            if self.on_stage is not None:
+                self.on_stage(stage)
+
+    def observe(self, status: int) -> None:
+        from psycopg.pq import ConnStatus as S
+
+        if status in (S.STARTED, S.NEEDED):
+            self.enter("tcp")
+        elif status in (S.SSL_STARTUP, S.GSS_STARTUP):
+            self.enter("tls")
+        elif status == S.MADE:
+            tls_first = self.sslmode not in ("disable", "allow")
+            self.enter("tls" if tls_first and self.stage == "tcp" else "auth")
+        elif status in (
+            S.AWAITING_RESPONSE,
+            S.AUTH_OK,
+            S.SETENV,
+            S.CONSUME,
+            S.CHECK_WRITABLE,
+            S.CHECK_TARGET,
+            S.CHECK_STANDBY,
+        ):
+            self.enter("auth")
+        elif status == S.OK:
+            self.enter(self.stage)  # close the running stage's time
+
+    def finish(self) -> None:
+        self.enter(self.stage)
+
+
+_WAITING_FOR = {
+    "dns": "resolving the host name",
+    "tcp": "establishing the TCP connection",
+    "tls": "waiting for the server's answer to TLS (SSLRequest and handshake)",
+    "auth": "waiting for the server to complete the login",
+    "query": "waiting for the answer to SELECT 1",
+}
+
+_TIMEOUT_HINTS = {
+    "dns": "the DNS server does not answer: check the machine's resolver, or raise --timeout",
+    "tcp": "packets are dropped on the way (firewall, security group, wrong host or port): check "
+    "DB_HOST and DB_PORT and the network path, or raise --timeout",
+    "tls": "the port accepts connections but nothing answers like PostgreSQL: check that DB_PORT "
+    "is the server's (or its pooler's), or raise --timeout",
+    "auth": "the port accepts connections but nothing answers like PostgreSQL: check that DB_PORT "
+    "is the server's (or its pooler's), or raise --timeout",
+    "query": "the server logged in but did not answer SELECT 1: it may be overloaded or blocked, "
+    "or a pooler has no free server connection; raise --timeout to wait longer",
+}
+
+
+def timed_out(stage: str, timeout: float, where: str | None = None) -> Failure:
+    """The Failure for a deadline that ran out during STAGE (any timeout is a network failure)."""
+    prefix = f"connection to server {where} " if where else ""
+    message = f"{prefix}timed out after {timeout:g} s {_WAITING_FOR.get(stage, 'connecting')}"
+    return Failure(stage, NetworkError(message, hint=_TIMEOUT_HINTS.get(stage)))
+
+
+def _where(pgconn: pq.abc.PGconn) -> str | None:
+    import psycopg
+
+    try:
+        host = pgconn.host.decode(errors="replace")
+        port = pgconn.port.decode(errors="replace")
+    except psycopg.OperationalError:  # the connection is already closed
+        return None
+    if host.startswith("/") or host.startswith("@"):
+        return f'on socket "{host}" port {port}'
+    return f'at "{host}", port {port}'
+
+
+def wait_socket(fileno: int, *, write: bool, deadline: float) -> bool:
+    """Wait until FILENO is readable (or writable); False when the deadline passes first."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return False
+    try:
+        r, w, _ = select.select([] if write else [fileno], [fileno] if write else [], [], remaining)
+    except InterruptedError:
+        return True  # poll again; the caller re-checks the deadline
+    return bool(r or w)
+
+
+def login(
+    params: Mapping[str, str],
+    *,
+    deadline: float,
+    timeout: float,
+    clock: StageClock | None = None,
+    **overrides: str,
+) -> pq.abc.PGconn:
+    """Log in with PARAMS (+ OVERRIDES) through libpq's non-blocking API before DEADLINE.
+
+    Returns the connected ``PGconn``; raises ConnectFailed with libpq's own verdict, classified,
+    or a timeout at the stage libpq was in. TIMEOUT is only for the message. CLOCK (optional)
+    records the stages as they pass.
+    """
+    from psycopg import pq
+
+    conninfo, secrets = _conninfo(params, overrides)
+    clock = clock or StageClock(overrides.get("sslmode") or params.get("sslmode") or "prefer")
+    pgconn = pq.PGconn.connect_start(conninfo.encode())
+    try:
+        clock.endpoint = _endpoint(pgconn)
+        # libpq's docs: just after PQconnectStart, behave as if PQconnectPoll had returned
+        # PGRES_POLLING_WRITING — wait until the socket is writable (the TCP connect is done)
+        # before the first poll; polling earlier makes libpq take a pending connect for made.
+        polled: int = pq.PollingStatus.WRITING
+        while True:
+            clock.observe(pgconn.status)
+            if pgconn.status == pq.ConnStatus.BAD:
+                raise ConnectFailed(classify(_error(pgconn), secrets, reached=clock.stage))
+            write = polled == pq.PollingStatus.WRITING
+            if not wait_socket(pgconn.socket, write=write, deadline=deadline):
+                raise ConnectFailed(timed_out(clock.stage, timeout, _where(pgconn)))
+            polled = pgconn.connect_poll()
+            clock.observe(pgconn.status)
+            if polled == pq.PollingStatus.OK:
+                clock.finish()
+                return pgconn
+            if polled == pq.PollingStatus.FAILED:
+                raise ConnectFailed(classify(_error(pgconn), secrets, reached=clock.stage))
+    except BaseException:
+        clock.finish()
+        pgconn.finish()
+        raise
+
+
+def _endpoint(pgconn: pq.abc.PGconn) -> dict[str, str]:
+    import psycopg
+
+    out: dict[str, str] = {}
+    for key, getter in (("host", "host"), ("port", "port"), ("user", "user"), ("dbname", "db")):
+        try:
+            out[key] = getattr(pgconn, getter).decode("utf-8", "replace")
+        except psycopg.OperationalError:  # a PGconn that failed at once has no options
+            continue
+    return out
+
+
+def _error(pgconn: pq.abc.PGconn) -> str:
+    return pgconn.error_message.decode("utf-8", "replace")
+
+
+def query(
+    pgconn: pq.abc.PGconn, sql: str, *, deadline: float, timeout: float
+) -> list[tuple[str | None, ...]]:
+    """Run SQL (simple protocol, text results) on a connected PGCONN before DEADLINE.
+
+    Raises QueryError with the server's message for an SQL error, ConnectFailed (stage query)
+    for a lost connection or the deadline.
+    """
+    import psycopg
+    from psycopg import pq
+
+    def lost() -> ConnectFailed:
+        text = _error(pgconn).strip() or "the connection to the server was lost"
+        return ConnectFailed(classify(text, reached="query"))
+
+    pgconn.nonblocking = 1
+    try:
+        pgconn.send_query(sql.encode())
+        while pgconn.flush() == 1:
+            if not wait_socket(pgconn.socket, write=True, deadline=deadline):
+                raise ConnectFailed(timed_out("query", timeout, _where(pgconn)))
+        rows: list[tuple[str | None, ...]] = []
+        error: str | None = None
+        while True:
+            while pgconn.is_busy():
+                if not wait_socket(pgconn.socket, write=False, deadline=deadline):
+                    raise ConnectFailed(timed_out("query", timeout, _where(pgconn)))
+                pgconn.consume_input()
+            res = pgconn.get_result()
+            if res is None:
+                break
+            if res.status == pq.ExecStatus.TUPLES_OK:
+                rows = [
+                    tuple(
+                        None if (v := res.get_value(r, c)) is None else bytes(v).decode()
+                        for c in range(res.nfields)
+                    )
+                    for r in range(res.ntuples)
+                ]
+            elif res.status in (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.NONFATAL_ERROR):
+                msg = res.error_message.decode("utf-8", "replace").strip()
+                if error is None:
+                    error = msg.splitlines()[0] if msg else "the server reported an error"
+        if pgconn.status == pq.ConnStatus.BAD:
+            raise lost()
+        if error is not None:
+            raise QueryError(error)
+        return rows
+    except psycopg.OperationalError:
+        raise lost() from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,10 @@ class State:
 
 
 STATE = State()
+
+#: When this process started running pgconnect (``time.monotonic()``): deadlines that bound a
+#: whole command (``check --timeout``) count from here.
+STARTED = time.monotonic()
 
 
 def _remember(attr: str) -> Callable[[Any], Any]:

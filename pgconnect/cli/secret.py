@@ -23,28 +23,24 @@ from pgconnect.project import Project
 from pgconnect.secrets import Secret, SecretStore, service_name
 
 secret_app = typer.Typer(
-    help="Secrets in the OS keyring; the project file declares their names, never values.",
+    help="""Secrets in the OS keyring; the project file declares their names, never values.
+
+    Examples:
+
+      pgconnect secret put DB_PASSWORD
+
+      pgconnect secret list --env staging --json
+    """,
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-
-def _complete_secret(incomplete: str) -> list[str]:
-    try:
-        proj = projectfile.load(projectfile.find(common.STATE.config))
-    except Exception:  # completion must never fail loudly
-        return []
-    names = set(proj.secrets)
-    for env in proj.envs.values():
-        names |= set(env.secrets)
-    return sorted(n for n in names if n.startswith(incomplete))
 
 
 SecretName = Annotated[
     str,
     typer.Argument(
         help="Secret name, e.g. DB_PASSWORD or DB_URL.",
-        autocompletion=_complete_secret,
+        autocompletion=common.complete_secret,
         metavar="NAME",
     ),
 ]
