@@ -195,13 +195,24 @@ def _parse_kv(s: str) -> dict[str, str]:
 
 
 def _decode(text: str, uri: str, *, secret: bool = False) -> str:
-    """libpq conninfo_uri_decode: %XX byte escapes (no '+' for space), %00 forbidden, then UTF-8."""
+    """libpq conninfo_uri_decode: %XX byte escapes (no '+' for space), %00 forbidden, then UTF-8.
+
+    libpq 17+: leading and trailing spaces are skipped and a space inside is an error
+    ("unexpected spaces found … use percent-encoded spaces (%20) instead").
+    """
+    shown = "in the password" if secret else f'"{redact(text)}"'
+    stripped = text.strip(" ")
+    if " " in stripped:
+        raise _Invalid(
+            f"unexpected spaces found {shown}, use percent-encoded spaces (%20) instead, "
+            f"in URI: {_shown(uri)}"
+        )
+    text = stripped
     if "%" not in text:
         return text
     raw = text.encode("utf-8")
     out = bytearray()
     i = 0
-    shown = "in the password" if secret else f'"{redact(text)}"'
     while i < len(raw):
         b = raw[i]
         if b != 0x25:  # '%'
