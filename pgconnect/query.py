@@ -297,7 +297,9 @@ def run(
     """Connect, run every statement of PLAN, write results with WRITER; raise QueryError."""
     from pgconnect.connect import connect
 
-    overrides = {} if "client_encoding" in params else {"client_encoding": "UTF8"}
+    # Output is always UTF-8: COPY's bytes go out as the server encodes them, so the session's
+    # client encoding is fixed rather than taken from DB_CLIENT_ENCODING or PGCLIENTENCODING.
+    overrides = {"client_encoding": "UTF8"}
     secrets = tuple(v for k, v in params.items() if k in ("password", "sslpassword") and v)
     conn = connect(params, timeout=connect_timeout, autocommit=True, **overrides)
     try:

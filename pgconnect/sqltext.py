@@ -22,7 +22,7 @@ _NUMBER = re.compile(r"[0-9][0-9A-Za-z_.]*")
 _DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
 _PARAM = re.compile(r"\$[0-9]+")
 _PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
-_META = re.compile(r"\\[A-Za-z?!.;{}]*|\\.?")
+_META = re.compile(r"\\\S{0,20}")
 
 #: Statements whose result is a relation pgconnect may wrap (COPY (…), a subquery, a cursor).
 QUERY_VERBS = frozenset({"select", "values", "table"})
@@ -102,13 +102,6 @@ class Statement:
         if "into" in self.top():
             return False
         return not self.modifies_in_with()
-
-    def returns_rows_likely(self) -> bool:
-        """Statements other than plain queries that usually return rows."""
-        verb = self.main_verb()
-        if verb in QUERY_VERBS or verb in ("(", "show", "explain", "fetch", "call", "execute"):
-            return "into" not in self.top() or verb != "select"
-        return verb in DML_VERBS and "returning" in self.top()
 
     def copy_direction(self) -> str | None:
         """For a user's own COPY: 'out' for TO STDOUT, 'in' for FROM STDIN, else None."""

@@ -46,6 +46,7 @@ def query(
         typer.Argument(
             help="The SQL to run; several statements are separated by ';'. Omitted or '-': read "
             "it from stdin.",
+            metavar="SQL",
             show_default=False,
         ),
     ] = None,
