@@ -226,84 +226,21 @@ def check_host_port_lists(host: str | None, port: str | None) -> None:
         )
 
 
-_URI_PREFIX = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
-
-
 def url_has_password(url: str) -> bool:
     """Does a connection string set a password (or another secret keyword) to a non-empty value?
 
-    Parsed the way libpq parses (fe-connect.c ``conninfo_uri_parse``/``conninfo_parse``), without
-    importing psycopg: URI userinfo ``user:password@``, query parameters with their names
-    percent-decoded (libpq decodes ``?passw%6Frd=`` to ``password``), and ``key=value`` pairs with
-    libpq's quoting. Every keyword in SECRET_KEYWORDS counts, not only ``password``.
+    Parsed exactly as libpq parses it (``conninfo.parse``: URI userinfo, percent-decoded query
+    parameter names such as ``?passw%6Frd=``, and ``key=value`` quoting). Every keyword in
+    SECRET_KEYWORDS counts, not only ``password``. A malformed string raises ConfigError (redacted).
     """
     return bool(url_secret_keywords(url))
 
 
 def url_secret_keywords(url: str) -> list[str]:
     """The secret keywords a connection string sets to a non-empty value (see url_has_password)."""
-    text = url.strip()
-    m = _URI_PREFIX.match(text)
-    pairs = _uri_pairs(text[m.end() :]) if m else _conninfo_pairs(text)
-    return list(dict.fromkeys(k for k, v in pairs if k in SECRET_KEYWORDS and v != ""))
+    from pgconnect.conninfo import parse  # pure Python; imported late: conninfo imports us
 
-
-def _uri_pairs(rest: str) -> list[tuple[str, str]]:
-    from urllib.parse import unquote
-
-    pairs: list[tuple[str, str]] = []
-    # libpq: userinfo is everything up to the first '@' met before any '/'.
-    at = re.match(r"[^@/]*@", rest)
-    if at:
-        userinfo = rest[: at.end() - 1]
-        if ":" in userinfo:
-            pairs.append(("password", unquote(userinfo.split(":", 1)[1])))
-        rest = rest[at.end() :]
-    if "?" in rest:
-        for item in rest.split("?", 1)[1].split("&"):
-            key, _, value = item.partition("=")
-            pairs.append((unquote(key), unquote(value)))
-    return pairs
-
-
-_SPACE = " \t\n\r\f\v"  # C isspace(): what libpq skips between key = value pairs
-
-
-def _conninfo_pairs(text: str) -> list[tuple[str, str]]:
-    # libpq's key = value grammar: values are bare (backslash escapes) or single-quoted.
-    pairs: list[tuple[str, str]] = []
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in _SPACE:
-            i += 1
-        start = i
-        while i < n and text[i] != "=" and text[i] not in _SPACE:
-            i += 1
-        key = text[start:i]
-        while i < n and text[i] in _SPACE:
-            i += 1
-        if i >= n or text[i] != "=":
-            break  # malformed: libpq rejects the whole string
-        i += 1
-        while i < n and text[i] in _SPACE:
-            i += 1
-        value: list[str] = []
-        if i < n and text[i] == "'":
-            i += 1
-            while i < n and text[i] != "'":
-                if text[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(text[i])
-                i += 1
-            i += 1
-        else:
-            while i < n and text[i] not in _SPACE:
-                if text[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(text[i])
-                i += 1
-        pairs.append((key, "".join(value)))
-    return pairs
+    return [k for k, v in parse(url.strip()).items() if k in SECRET_KEYWORDS and v != ""]
 
 
 def is_loopback_or_socket(host: str | None) -> bool:

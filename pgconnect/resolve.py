@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgconnect import params
+from pgconnect.conninfo import ENV_VARS
 from pgconnect.errors import ConfigError
 from pgconnect.project import Project
 from pgconnect.secrets import MASK, Secret, SecretStore, service_name
@@ -20,44 +21,9 @@ from pgconnect.secrets import MASK, Secret, SecretStore, service_name
 ENVIRONMENT = "environment"
 DEFAULT = "default"
 
-#: libpq's environment variables (https://www.postgresql.org/docs/current/libpq-envars.html).
-LIBPQ_ENV: dict[str, str] = {
-    "PGHOST": "host",
-    "PGHOSTADDR": "hostaddr",
-    "PGPORT": "port",
-    "PGDATABASE": "dbname",
-    "PGUSER": "user",
-    "PGPASSWORD": "password",
-    "PGPASSFILE": "passfile",
-    "PGREQUIREAUTH": "require_auth",
-    "PGCHANNELBINDING": "channel_binding",
-    "PGSERVICE": "service",
-    "PGOPTIONS": "options",
-    "PGAPPNAME": "application_name",
-    "PGSSLMODE": "sslmode",
-    "PGSSLNEGOTIATION": "sslnegotiation",
-    "PGSSLCOMPRESSION": "sslcompression",
-    "PGSSLCERT": "sslcert",
-    "PGSSLKEY": "sslkey",
-    "PGSSLCERTMODE": "sslcertmode",
-    "PGSSLROOTCERT": "sslrootcert",
-    "PGSSLCRL": "sslcrl",
-    "PGSSLCRLDIR": "sslcrldir",
-    "PGSSLSNI": "sslsni",
-    "PGREQUIREPEER": "requirepeer",
-    "PGSSLMINPROTOCOLVERSION": "ssl_min_protocol_version",
-    "PGSSLMAXPROTOCOLVERSION": "ssl_max_protocol_version",
-    "PGMINPROTOCOLVERSION": "min_protocol_version",  # libpq 18
-    "PGMAXPROTOCOLVERSION": "max_protocol_version",  # libpq 18
-    "PGGSSENCMODE": "gssencmode",
-    "PGKRBSRVNAME": "krbsrvname",
-    "PGGSSLIB": "gsslib",
-    "PGGSSDELEGATION": "gssdelegation",
-    "PGCONNECT_TIMEOUT": "connect_timeout",
-    "PGCLIENTENCODING": "client_encoding",
-    "PGTARGETSESSIONATTRS": "target_session_attrs",
-    "PGLOADBALANCEHOSTS": "load_balance_hosts",
-}
+#: libpq's environment variables (https://www.postgresql.org/docs/current/libpq-envars.html):
+#: PGxxx -> keyword, from the one table in conninfo.
+LIBPQ_ENV: dict[str, str] = {var: keyword for keyword, var in ENV_VARS.items()}
 
 _ORDER = ["host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert"]
 
@@ -274,7 +240,21 @@ def build_params(
     if url is not None:
         from pgconnect.conninfo import parse
 
-        for url_keyword, part in parse(url.reveal()).items():
+        try:
+            parts = parse(url.reveal())
+        except ConfigError as exc:  # the message is already redacted
+            raise ConfigError(
+                f"DB_URL (from {url.source}) is {exc.message}",
+                hint="check the URL's brackets and percent-encoding; pgconnect url shows a "
+                "correctly encoded one",
+            ) from None
+        for url_keyword, part in parts.items():
+            try:
+                params.check_value(params.name_for(url_keyword), part)
+            except params.InvalidValue as exc:
+                raise ConfigError(
+                    f"DB_URL (from {url.source}) has an invalid {url_keyword}: {exc}"
+                ) from None
             shown: str | Secret = Secret(part) if url_keyword in params.SECRET_KEYWORDS else part
             out[url_keyword] = Param(url_keyword, url.name, shown, url.source)
 

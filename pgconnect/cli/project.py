@@ -55,6 +55,15 @@ def init(
     name: Annotated[
         str | None, typer.Option("--name", help="Project name (default: the folder's name).")
     ] = None,
+    from_url: Annotated[
+        str | None,
+        typer.Option(
+            "--from-url",
+            help="Split a connection string into variables; its password goes to the secret "
+            "store. '-' reads it from stdin (keeps it out of shell history).",
+            metavar="URL|-",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     config: ConfigOpt = None,
     env: EnvOpt = None,
@@ -67,11 +76,18 @@ def init(
       pgconnect init
 
       pgconnect init --name billing
+
+      printf '%s' "$DATABASE_URL" | pgconnect init --from-url -
     """
     target = Path(config) if config else Path.cwd() / projectfile.FILENAME
     if target.is_dir():
         target = target / projectfile.FILENAME
     project_name = name or _default_name(target.parent)
+    if from_url is not None:
+        from pgconnect.cli import connect
+
+        connect.init_from_url(target, project_name, from_url, projectfile.selected_env(env), force)
+        return
     projectfile.create(target, projectfile.initial_text(project_name), force=force)
     common.note(f"wrote {target} (project {project_name!r})")
 

@@ -1,0 +1,286 @@
+"""``pgconnect query``: run SQL, print rows as a table for people or JSON/CSV for scripts.
+
+Parse the options, read the SQL, check it (usage errors before any connection), resolve the
+connection, and hand the rest to ``pgconnect.query.run`` with a ``render.Writer`` on stdout.
+stdout carries data only; notices, row counts and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pgconnect.cli import common
+from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt
+from pgconnect.errors import Interrupted, RejectedError, Terminated, UsageError
+from pgconnect.render import OutputFormat
+
+if TYPE_CHECKING:
+    from pgconnect.render import Written
+
+CONNECT_TIMEOUT = 10.0  # seconds, unless DB_CONNECT_TIMEOUT says otherwise
+DEFAULT_MAX_ROWS = 1000
+
+
+def register(app: typer.Typer) -> None:
+    app.command("query")(query)
+
+
+class _SigTerm(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so psycopg cancels the query as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _SigTerm()
+
+
+def query(
+    sql: Annotated[
+        str | None,
+        typer.Argument(
+            help="The SQL to run; several statements are separated by ';'. Omitted or '-': read "
+            "it from stdin.",
+            metavar="SQL",
+            show_default=False,
+        ),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option("--file", "-f", help="Read the SQL from FILE ('-': stdin).", metavar="FILE"),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            help="Output format (default: table on a terminal, plain otherwise).",
+            case_sensitive=False,
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Bind %(NAME)s in the SQL to VALUE, server-side (repeatable).",
+            metavar="NAME=VALUE",
+            show_default=False,
+        ),
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Run in a read-only transaction.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Cancel a statement that runs longer than S seconds (statement_timeout).",
+            metavar="S",
+            show_default=False,
+        ),
+    ] = None,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows",
+            help=f"Table format: show at most N rows (default {DEFAULT_MAX_ROWS}; 0: all).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run SQL and print the rows: a table for people, plain/CSV/TSV/JSON for scripts.
+
+    Results stream (memory stays flat) in every format but table. Exit 1 when the server reports
+    an error, 130 on Ctrl-C and 143 on SIGTERM (the query is cancelled on the server).
+
+    Examples:
+
+      pgconnect query "select now()"
+
+      n=$(pgconnect query "select count(*) from users")
+
+      pgconnect query --json "select * from users where id = %(id)s" -p id=42
+
+      pgconnect query -f report.sql --format csv > report.csv
+
+      pgconnect query --read-only --timeout 5 -e staging "select * from pg_stat_activity"
+    """
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _query(sql, file, fmt, json_out, param, read_only, timeout, max_rows, config, env)
+    except _SigTerm:
+        raise Terminated("terminated") from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): the query was cancelled on the way out; end
+        # quietly, with success, as the reader asked for no more.
+        _drop_stdout()
+        raise typer.Exit(0) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _query(
+    sql: str | None,
+    file: str | None,
+    fmt: OutputFormat | None,
+    json_out: bool,
+    param: list[str] | None,
+    read_only: bool,
+    timeout: float | None,
+    max_rows: int | None,
+    config: str | None,
+    env: str | None,
+) -> None:
+    chosen = _choose_format(fmt, json_out, max_rows)
+    if timeout is not None and not timeout > 0:
+        raise UsageError("--timeout must be a number of seconds greater than 0")
+    if max_rows is not None and max_rows < 0:
+        raise UsageError("--max-rows must be 0 (all rows) or more")
+    text = _read_sql(sql, file)
+
+    from pgconnect import query as q
+    from pgconnect import render
+
+    request = q.Request(
+        sql=text,
+        bindings=q.parse_bindings(param) if param else None,
+        read_only=read_only,
+        timeout=timeout,
+    )
+    plan = q.prepare(request)
+    for name in plan.unused_bindings:
+        common.warn(f"-p {name} is not used by the SQL (no %({name})s placeholder)")
+
+    ctx = common.load(config, env)
+    resolution = ctx.resolve(connection_only=True)
+    warning = resolution.missing_secret_warning()
+    if warning:
+        common.warn(warning)
+    params = resolution.connect_params()
+
+    limit = DEFAULT_MAX_ROWS if max_rows is None else max_rows
+    style = render.TableStyle(
+        width=shutil.get_terminal_size((80, 24)).columns,
+        color=_color(),
+        max_rows=limit or None,
+    )
+    out = sys.stdout.buffer
+    writer = render.Writer(chosen, out, statements=len(plan.statements), table=style)
+    events = _Events(chosen, limit)
+    try:
+        q.run(
+            params,
+            request,
+            plan,
+            writer,
+            events,
+            connect_timeout=None if "connect_timeout" in params else CONNECT_TIMEOUT,
+        )
+    except RejectedError as exc:
+        if resolution.missing_secrets and resolution.missing_secret_warning():
+            exc.hint = resolution.missing_secret_warning()
+        raise
+
+
+def _choose_format(fmt: OutputFormat | None, json_out: bool, max_rows: int | None) -> OutputFormat:
+    if json_out:
+        if fmt is not None and fmt is not OutputFormat.json:
+            raise UsageError(f"--json and --format {fmt.value} contradict each other")
+        fmt = OutputFormat.json
+    if fmt is None:
+        fmt = OutputFormat.table if common.stdout_is_tty() else OutputFormat.plain
+    if max_rows is not None and fmt is not OutputFormat.table:
+        raise UsageError(
+            f"--max-rows only applies to --format table (this is {fmt.value})",
+            hint="limit the rows in the SQL instead: … LIMIT 100",
+        )
+    return fmt
+
+
+def _read_sql(sql: str | None, file: str | None) -> str:
+    if sql is not None and file is not None:
+        raise UsageError("give the SQL either as an argument or with -f FILE, not both")
+    if sql is not None and sql != "-":
+        return sql
+    if file is not None and file != "-":
+        try:
+            with open(file, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+        return _decode(data, file)
+    if common.stdin_is_tty():
+        common.note("reading SQL from the terminal; end it with Ctrl-D")
+    return _decode(sys.stdin.buffer.read(), "stdin")
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _color() -> bool:
+    if not common.stdout_is_tty() or common.no_color():
+        return False
+    return os.environ.get("TERM") != "dumb"
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+class _Events:
+    """What the query reports along the way, on stderr (stdout is flushed first, so a terminal
+    shows both in order)."""
+
+    def __init__(self, fmt: OutputFormat, max_rows: int) -> None:
+        self.fmt = fmt
+        self.max_rows = max_rows
+
+    def _say(self, line: str) -> None:
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.flush()
+        except ValueError:
+            pass
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def notice(self, severity: str, message: str) -> None:
+        self._say(f"{severity}:  {message}")
+
+    def result(self, status: str | None, written: Written | None) -> None:
+        if self.fmt is not OutputFormat.table:
+            return
+        if written is None:
+            if status:
+                self._say(status)
+            return
+        self._say(f"({written.rows} row{'' if written.rows == 1 else 's'})")
+        more = written.rows - written.shown
+        if more > 0:
+            self._say(
+                f"{more} more row{'' if more == 1 else 's'} not shown (--max-rows "
+                f"{self.max_rows}; --format csv or json prints them all)"
+            )

@@ -1,0 +1,278 @@
+"""Handing the connection to another program: ``pgconnect exec`` and ``pgconnect psql`` (SPEC §4).
+
+The child gets libpq's ``PG*`` variables and the project's plain variables in its environment, and
+the password in a temporary 0600 passfile named by ``PGPASSFILE`` — never in ``PGPASSWORD`` (any
+process of the same user can read ``/proc/<pid>/environ``, and tools log environments) and never in
+argv (``/proc/<pid>/cmdline`` is world-readable).
+
+The passfile is removed when the child ends, however it ends: pgconnect waits for the child with
+every forwarded signal blocked (``sigwaitinfo``), so SIGINT/SIGTERM/SIGHUP to pgconnect are passed
+on and pgconnect still outlives the child to clean up; if pgconnect itself is killed (SIGKILL, the
+OOM killer), a tiny watchdog shell in its own session notices the closed pipe and removes the file.
+
+Nothing here prints; the CLI reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgconnect import params
+from pgconnect.conninfo import ENV_VARS, env_vars
+from pgconnect.errors import CommandError, UsageError
+
+#: Signals pgconnect passes on to the child (when another process sent them to pgconnect).
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+#: Linux si_code of a signal the kernel generated, e.g. the terminal's Ctrl-C to the foreground
+#: process group: the child, in that group too, has already received it.
+SI_KERNEL = 0x80
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class Handoff:
+    """What the child gets: its environment and the passfile (None when there is no password)."""
+
+    environ: dict[str, str]
+    passfile: Path | None = None
+    #: keywords libpq reads from no environment variable: the child cannot see them.
+    dropped: list[str] = field(default_factory=list)
+
+
+def passfile_line(password: str) -> str:
+    """A .pgpass line matching any host, port, database and user (``*``), the password with ``\\``
+    and ``:`` backslash-escaped (libpq passwordFromFile's de-escaping)."""
+    # libpq reads the file line by line and strips trailing CR/LF (pg_strip_crlf): such passwords
+    # cannot be written there.
+    if "\n" in password or password.endswith("\r"):
+        raise CommandError(
+            "the password contains a line break, which a passfile cannot hold; "
+            "pgconnect exec cannot hand it over",
+            hint="use --url-var DATABASE_URL (it puts the password in the child's environment), "
+            "or change the password",
+        )
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n"
+
+
+def _private_dir() -> str | None:
+    """$XDG_RUNTIME_DIR when it is ours and private (a tmpfs on systemd machines), else the temp
+    folder."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        with contextlib.suppress(OSError):
+            st = os.stat(runtime)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077:
+                return runtime
+    return None
+
+
+def write_passfile(password: str, directory: str | None = None) -> Path:
+    """Create the temporary passfile: mkstemp (O_EXCL, mode 0600), written before anyone is told
+    its name."""
+    line = passfile_line(password)
+    fd, name = tempfile.mkstemp(
+        prefix="pgconnect-", suffix=".pgpass", dir=directory or _private_dir()
+    )
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, line.encode("utf-8"))
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    os.close(fd)
+    return Path(name)
+
+
+def child_environ(
+    base: Mapping[str, str],
+    connect_params: Mapping[str, str],
+    plain_vars: Mapping[str, str],
+    *,
+    url_var: tuple[str, str] | None = None,
+) -> Handoff:
+    """The child's environment: BASE without any password variable, the project's plain
+    variables, libpq's PG* variables for CONNECT_PARAMS (the password excluded), and URL_VAR."""
+    env = dict(base)
+    # Never pass a password on by environment: an inherited PGPASSWORD, or the DB_PASSWORD /
+    # DB_URL pgconnect itself may have been given (CI injects secrets that way).
+    env.pop("PGPASSWORD", None)
+    for name in list(env):
+        if name == params.URL_NAME or (
+            params.is_connection_name(name) and params.keyword_for(name) in params.SECRET_KEYWORDS
+        ):
+            del env[name]
+    env.update(plain_vars)
+    variables, dropped = env_vars(
+        {k: v for k, v in connect_params.items() if k not in params.SECRET_KEYWORDS}
+    )
+    env.update(variables)
+    dropped += [k for k in connect_params if k in params.SECRET_KEYWORDS and k != "password"]
+    if url_var is not None:
+        name, url = url_var
+        if not ENV_NAME.fullmatch(name):
+            raise UsageError(f"--url-var {name!r} is not an environment variable name")
+        env[name] = url
+    return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}))
+
+
+#: Linux has sigwaitinfo (it tells a terminal's signal from a process's); macOS has not.
+USE_SIGWAITINFO = hasattr(signal, "sigwaitinfo")
+
+
+def _start_watchdog(path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A shell in its own session (so the terminal's signals miss it) that removes PATH once
+    pgconnect's end of a pipe closes — however pgconnect ends. Returns it and the write end."""
+    read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
+    try:
+        watchdog = subprocess.Popen(
+            ["/bin/sh", "-c", 'read -r _; rm -f -- "$1"', "pgconnect-passfile-watchdog", str(path)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": os.defpath},
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return watchdog, write_end
+
+
+@contextlib.contextmanager
+def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
+    """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it."""
+    watchdog: tuple[subprocess.Popen[bytes], int] | None = None
+    try:
+        if password is not None:
+            handoff.passfile = write_passfile(password)
+            handoff.environ[ENV_VARS["passfile"]] = str(handoff.passfile)
+            watchdog = _start_watchdog(handoff.passfile)
+        yield
+    finally:
+        if handoff.passfile is not None:
+            with contextlib.suppress(FileNotFoundError):
+                handoff.passfile.unlink()
+        if watchdog is not None:
+            process, write_end = watchdog
+            os.close(write_end)
+            process.wait()
+
+
+def _spawn(argv: list[str], environ: Mapping[str, str], mask: Iterable[int]) -> int:
+    return os.posix_spawnp(
+        argv[0],
+        argv,
+        environ,
+        setsigmask=mask,
+        # Python ignores SIGPIPE and SIGXFSZ; the child should not inherit that.
+        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+    )
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def run(argv: list[str], handoff: Handoff, password: str | None = None) -> int:
+    """Run ARGV with the handoff's environment and, when there is a PASSWORD, a passfile named by
+    PGPASSFILE; forward signals; return the child's exit status (128+N when signal N ended it).
+
+    Raises FileNotFoundError / PermissionError when ARGV[0] cannot be run.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if USE_SIGWAITINFO:
+        return _run_sigwait(argv, handoff, password)
+    return _run_handlers(argv, handoff, password)
+
+
+def _run_sigwait(argv: list[str], handoff: Handoff, password: str | None) -> int:
+    # The passfile is written after the forwarded signals are blocked and removed before they are
+    # unblocked, so no signal to pgconnect can leave it behind.
+    waitset = {signal.SIGCHLD, *FORWARDED}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waitset)
+    try:
+        with _passfile(handoff, password):
+            pid = _spawn(argv, handoff.environ, old_mask)
+            status = _wait(pid, waitset)
+        # Signals that came after the child ended have nobody to go to: drop them rather than let
+        # them kill pgconnect once unblocked.
+        while signal.sigtimedwait(set(FORWARDED), 0) is not None:
+            pass
+        return status
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _wait(pid: int, waitset: set[signal.Signals]) -> int:
+    while True:
+        info = signal.sigwaitinfo(waitset)
+        if info.si_signo == signal.SIGCHLD:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return _exit_code(status)
+            continue
+        if info.si_code == SI_KERNEL:
+            continue  # from the terminal: the child, in our process group, got it too
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, info.si_signo)
+
+
+def _terminal_foreground() -> bool:
+    """Are we in the terminal's foreground process group (so its Ctrl-C reached the child too)?"""
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            return os.tcgetpgrp(fd) == os.getpgrp()
+    return False
+
+
+def _run_handlers(argv: list[str], handoff: Handoff, password: str | None) -> int:
+    # Without sigwaitinfo a handler cannot tell who sent a signal: SIGINT and SIGQUIT are taken to
+    # be the terminal's (and not sent again) while pgconnect is in the terminal's foreground.
+    child: list[int] = []
+    early: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if signum in (signal.SIGINT, signal.SIGQUIT) and _terminal_foreground():
+            return
+        if not child:
+            early.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child[0], signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        with _passfile(handoff, password):
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+            child.append(_spawn(argv, handoff.environ, mask))
+            for signum in early:
+                os.kill(child[0], signum)
+            _, status = os.waitpid(child[0], 0)  # retried after each handler (PEP 475)
+            return _exit_code(status)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

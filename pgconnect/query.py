@@ -1,0 +1,552 @@
+"""Running SQL: statements in order, results streamed to a ``render.Writer``, cancelled on the way out.
+
+How each statement runs (the fast paths let the server do the formatting, so Python only moves
+bytes and memory stays flat whatever the row count):
+
+- a plain query (SELECT, VALUES, TABLE, WITH … SELECT) without parameters:
+  csv/tsv/plain → ``COPY (<query>) TO STDOUT WITH (<format>)``; json/jsonl →
+  ``COPY (SELECT row_to_json(r.*) FROM (<query>) r) TO STDOUT``;
+- a plain query with ``-p`` parameters (COPY cannot bind them), or for a table: a cursor
+  (``DECLARE … NO SCROLL CURSOR`` + ``FETCH FORWARD n``) inside a transaction — a transaction keeps
+  a transaction-mode pooler on one server connection, so no session state is needed;
+- anything else (INSERT … RETURNING, SHOW, EXPLAIN, DDL, a user's ``COPY … TO STDOUT``): as written.
+
+If the server refuses the wrapping itself (say ``COPY (SELECT … INTO …)``), the statement is run as
+written instead; analysis errors happen before anything executes, so nothing runs twice.
+
+Connections are made with ``pgconnect.connect.connect`` (``prepare_threshold=None``: no
+server-side prepared statements, so PgBouncer in transaction mode works). ``--read-only`` and
+``--timeout`` run every statement in one transaction started with ``BEGIN READ ONLY`` and
+``set_config('statement_timeout', …, true)`` (transaction-local: a session ``SET`` would leak to
+other clients of a transaction-mode pooler).
+
+Interruptions: SIGINT/SIGTERM arrive as KeyboardInterrupt (the CLI maps SIGTERM to a subclass),
+psycopg sends a cancel request for the running query, and ``run`` cancels again on its way out if
+the connection is still busy, then closes it. A closed stdout (BrokenPipeError from the writer)
+takes the same way out. Nothing here prints: errors are raised as ``QueryError`` with the server's
+message, SQLSTATE, detail, hint and a caret under the error position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pgconnect import render, sqltext
+from pgconnect.conninfo import redact
+from pgconnect.errors import QueryError, UsageError
+from pgconnect.sqltext import Statement
+
+if TYPE_CHECKING:
+    import psycopg
+
+FETCH_SIZE = 2000  # rows per FETCH from a cursor
+CURSOR = "pgconnect_rows"
+SAVEPOINT = "pgconnect_try"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to run and how."""
+
+    sql: str
+    bindings: Mapping[str, str] | None = None  # None: no -p given (no placeholders recognised)
+    read_only: bool = False
+    timeout: float | None = None  # seconds → statement_timeout
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.read_only or self.timeout is not None
+
+
+@dataclass
+class Plan:
+    """The statements to run, checked before any connection is made."""
+
+    statements: list[Statement]
+    unused_bindings: list[str] = field(default_factory=list)
+
+
+class Events(Protocol):
+    """What ``run`` reports while it works (the CLI prints these on stderr)."""
+
+    def notice(self, severity: str, message: str) -> None: ...
+
+    def result(self, status: str | None, written: render.Written | None) -> None: ...
+
+
+# --------------------------------------------------------------------------- before connecting
+
+
+def parse_bindings(items: Sequence[str]) -> dict[str, str]:
+    """``-p NAME=VALUE`` options → {NAME: VALUE}; a malformed or repeated one is a usage error."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(
+                f"-p {item!r}: expected NAME=VALUE", hint="e.g. -p id=42 for %(id)s in the SQL"
+            )
+        if not _NAME.match(name):
+            raise UsageError(f"-p {name!r}: a parameter name is letters, digits and _")
+        if name in out:
+            raise UsageError(f"-p {name} is given twice")
+        out[name] = value
+    return out
+
+
+def prepare(request: Request) -> Plan:
+    """Split and check the SQL: empty input, psql meta-commands, parameters without a value,
+    COPY FROM STDIN, and transaction control inside --read-only/--timeout are usage errors."""
+    statements = sqltext.split(request.sql)
+    if not statements:
+        raise UsageError(
+            "no SQL to run (the input is empty or only comments)",
+            hint='give it as an argument, with -f FILE, or on stdin: pgconnect query "select 1"',
+        )
+    used: set[str] = set()
+    for stmt in statements:
+        meta = sqltext.meta_command(stmt)
+        if meta is not None:
+            line, _, _ = sqltext.locate(stmt.sql, stmt.meta or 0)
+            raise UsageError(
+                f"{meta} (line {line}) is a psql meta-command, not SQL; pgconnect query runs SQL only",
+                hint="run it with psql: pgconnect psql -c '\\dt', or query the catalog "
+                "(e.g. select * from information_schema.tables)",
+            )
+        if stmt.copy_direction() == "in":
+            raise UsageError(
+                "COPY … FROM STDIN is not supported by pgconnect query",
+                hint="use psql's \\copy (pgconnect psql -c '\\copy …'), or COPY FROM a server file",
+            )
+        if request.in_transaction and stmt.controls_transaction():
+            raise UsageError(
+                f"{stmt.verb.upper()} cannot be used with --read-only or --timeout: pgconnect "
+                "runs every statement in one transaction of its own",
+                hint="drop the transaction statements, or leave out --read-only/--timeout",
+            )
+        if request.bindings is not None:
+            for ph in stmt.placeholders:
+                if ph.name not in request.bindings:
+                    line, _, _ = sqltext.locate(stmt.sql, ph.start)
+                    raise UsageError(
+                        f"%({ph.name})s (line {line}) has no value",
+                        hint=f"pass it with -p {ph.name}=VALUE",
+                    )
+                used.add(ph.name)
+    unused = [] if request.bindings is None else sorted(set(request.bindings) - used)
+    return Plan(statements, unused)
+
+
+# --------------------------------------------------------------------------- what is sent
+
+
+@dataclass
+class Sent:
+    """A statement as sent, and how to map a server error position back to the user's text."""
+
+    stmt: Statement
+    body: str  # the statement with %(name)s → $n and %% → % (when -p is given)
+    args: list[str] | None
+    anchors: list[tuple[int, int]]  # (offset in body, offset in the whole SQL)
+    prefix: str = ""
+    suffix: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.body + self.suffix
+
+    def wrapped(self, prefix: str, suffix: str) -> Sent:
+        return Sent(self.stmt, self.body, self.args, self.anchors, prefix, suffix)
+
+    def source_offset(self, position: int) -> int | None:
+        """The server's 1-based character position → offset in the whole SQL (None if the
+        position falls in pgconnect's wrapping)."""
+        off = position - 1 - len(self.prefix)
+        if off < 0 or off > len(self.body):
+            return None
+        best = self.anchors[0]
+        for anchor in self.anchors:
+            if anchor[0] <= off:
+                best = anchor
+            else:
+                break
+        return min(best[1] + (off - best[0]), self.stmt.end)
+
+
+def convert(stmt: Statement, bindings: Mapping[str, str] | None) -> Sent:
+    """The statement's text with psycopg-style placeholders turned into $n (values bound by the
+    server, never pasted into the SQL) and %% into %."""
+    sql = stmt.sql
+    if bindings is None or not (stmt.placeholders or stmt.percents):
+        return Sent(stmt, stmt.text, None, [(0, stmt.start)])
+    edits: list[tuple[int, int, str | None]] = [
+        (p.start, p.end, p.name) for p in stmt.placeholders
+    ] + [(q, q + 2, None) for q in stmt.percents]
+    edits.sort()
+    numbers: dict[str, int] = {}
+    args: list[str] = []
+    pieces: list[str] = []
+    anchors = [(0, stmt.start)]
+    pos = stmt.start
+    length = 0
+    for start, end, name in edits:
+        pieces.append(sql[pos:start])
+        length += start - pos
+        if name is None:
+            rep = "%"
+        else:
+            if name not in numbers:
+                args.append(bindings[name])
+                numbers[name] = len(args)
+            rep = f"${numbers[name]}"
+        anchors.append((length, start))
+        pieces.append(rep)
+        length += len(rep)
+        anchors.append((length, end))
+        pos = end
+    pieces.append(sql[pos : stmt.end])
+    return Sent(stmt, "".join(pieces), args or None, anchors)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def query_error(exc: Exception, sent: Sent | None, secrets: Sequence[str] = ()) -> QueryError:
+    """A psycopg error → QueryError: message, caret line, DETAIL, CONTEXT, SQLSTATE, hint."""
+    diag = getattr(exc, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    details: list[str] = []
+    position = getattr(diag, "statement_position", None)
+    if position and sent is not None:
+        try:
+            offset = sent.source_offset(int(position))
+        except ValueError:
+            offset = None
+        if offset is not None:
+            details += caret_lines(sent.stmt.sql, offset)
+    detail = getattr(diag, "message_detail", None)
+    if detail:
+        details += [f"DETAIL: {ln}" for ln in detail.splitlines()]
+    context = getattr(diag, "context", None)
+    if context:
+        details += [f"CONTEXT: {ln}" for ln in context.splitlines()]
+    sqlstate = getattr(diag, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    if sqlstate:
+        details.append(f"SQLSTATE: {sqlstate}")
+    hint = getattr(diag, "message_hint", None)
+    if sqlstate == "57014" and "statement timeout" in message and not hint:
+        hint = "the statement ran longer than --timeout allows"
+    return QueryError(
+        redact(message, *secrets),
+        hint=redact(hint, *secrets) if hint else None,
+        details=[redact(d, *secrets) for d in details],
+    )
+
+
+def caret_lines(sql: str, offset: int, width: int = 100) -> list[str]:
+    """psql's ``LINE n: …`` and a caret under the error position (long lines are windowed)."""
+    line_no, line, col = sqltext.locate(sql, offset)
+    line = line.replace("\t", " ")
+    start = 0
+    if len(line) > width:
+        start = max(0, min(col - width // 2, len(line) - width))
+        end = start + width
+        shown = ("..." if start else "") + line[start:end] + ("..." if end < len(line) else "")
+        col = col - start + (3 if start else 0)
+    else:
+        shown = line
+    label = f"LINE {line_no}: "
+    return [label + shown, " " * (len(label) + col) + "^"]
+
+
+def _wrapping_failed(exc: Exception, sent: Sent) -> bool:
+    """Did the server refuse pgconnect's wrapping rather than the user's SQL?"""
+    diag = getattr(exc, "diag", None)
+    sqlstate = getattr(diag, "sqlstate", None) or ""
+    if sqlstate == "0A000":  # feature_not_supported: COPY (SELECT INTO), DML in WITH…
+        return True
+    if not sqlstate.startswith("42"):
+        return False
+    position = getattr(diag, "statement_position", None)
+    if not position:
+        return True
+    try:
+        return sent.source_offset(int(position)) is None
+    except ValueError:
+        return True
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(
+    params: Mapping[str, str],
+    request: Request,
+    plan: Plan,
+    writer: render.Writer,
+    events: Events,
+    *,
+    connect_timeout: float | None = None,
+) -> None:
+    """Connect, run every statement of PLAN, write results with WRITER; raise QueryError."""
+    from pgconnect.connect import connect
+
+    # Output is always UTF-8: COPY's bytes go out as the server encodes them, so the session's
+    # client encoding is fixed rather than taken from DB_CLIENT_ENCODING or PGCLIENTENCODING.
+    overrides = {"client_encoding": "UTF8"}
+    secrets = tuple(v for k, v in params.items() if k in ("password", "sslpassword") and v)
+    conn = connect(params, timeout=connect_timeout, autocommit=True, **overrides)
+    try:
+
+        def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+            events.notice(diag.severity or "NOTICE", redact(diag.message_primary or "", *secrets))
+
+        conn.add_notice_handler(on_notice)
+        runner = _Runner(conn, request, writer, events, secrets)
+        runner.run(plan.statements)
+        writer.finish()
+    finally:
+        close(conn)
+
+
+def close(conn: psycopg.Connection[Any]) -> None:
+    """Cancel whatever still runs on CONN (an interruption, a closed stdout), then close it."""
+    import psycopg
+    from psycopg import pq
+
+    try:
+        if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+            conn.cancel_safe(timeout=5)
+    except psycopg.Error:
+        pass
+    finally:
+        conn.close()
+
+
+class _Runner:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        request: Request,
+        writer: render.Writer,
+        events: Events,
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.conn = conn
+        self.request = request
+        self.writer = writer
+        self.events = events
+        self.secrets = secrets
+        self._text_loaders = False
+
+    # ----------------------------------------------------------------- helpers
+
+    def _error(self, exc: Exception, sent: Sent | None) -> QueryError:
+        return query_error(exc, sent, self.secrets)
+
+    def _cursor(self) -> psycopg.RawCursor[Any]:
+        """A cursor for $n parameters whose values all load as PostgreSQL's text form."""
+        import psycopg
+        from psycopg.types.string import StrDumperUnknown, TextLoader
+
+        if not self._text_loaders:
+            from psycopg.postgres import types
+
+            adapters = self.conn.adapters
+            for info in types:
+                adapters.register_loader(info.oid, TextLoader)
+                if info.array_oid:
+                    adapters.register_loader(info.array_oid, TextLoader)
+            # Values of -p are untyped literals: the server infers their type, as in psql.
+            adapters.register_dumper(str, StrDumperUnknown)
+            self._text_loaders = True
+        return psycopg.RawCursor(self.conn)
+
+    def _idle(self) -> bool:
+        from psycopg import pq
+
+        return self.conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+
+    def _iso_dates(self) -> bool:
+        return (self.conn.info.parameter_status("DateStyle") or "ISO").startswith("ISO")
+
+    # ----------------------------------------------------------------- the script
+
+    def run(self, statements: Sequence[Statement]) -> None:
+        import psycopg
+
+        request = self.request
+        if request.in_transaction:
+            parts = ["BEGIN READ ONLY" if request.read_only else "BEGIN"]
+            if request.timeout is not None:
+                ms = max(1, math.ceil(request.timeout * 1000))
+                parts.append(f"SELECT set_config('statement_timeout', '{ms}', true)")
+            else:
+                # A query takes the transaction's snapshot: after it, SET TRANSACTION READ WRITE
+                # is refused ("must be set before any query"), so the SQL cannot undo READ ONLY.
+                parts.append("SELECT 1")
+            try:
+                self.conn.execute("; ".join(parts))
+            except psycopg.Error as exc:
+                raise self._error(exc, None) from None
+        for stmt in statements:
+            self._statement(stmt)
+        if request.in_transaction:
+            try:
+                self.conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                raise self._error(exc, None) from None
+
+    def _statement(self, stmt: Statement) -> None:
+        sent = convert(stmt, self.request.bindings)
+        if stmt.copy_direction() == "out":
+            self._user_copy(sent)
+            return
+        if stmt.is_query() and self._wrapped(sent):
+            return
+        self._as_written(sent)
+
+    # ----------------------------------------------------------------- the ways to run one
+
+    def _wrapped(self, sent: Sent) -> bool:
+        """Run a plain query the fast way for the format; False if the server refused the
+        wrapping (then it is run as written)."""
+        spec = self.writer.spec
+        if spec.copy_options and sent.args is None:
+            return self._copy(
+                sent.wrapped("COPY (\n", f"\n) TO STDOUT WITH ({spec.copy_options})"), json=False
+            )
+        json_prefix = 'SELECT row_to_json("pgconnect row".*) FROM (\n'
+        json_suffix = '\n) AS "pgconnect row"'
+        if spec.server_json and sent.args is None:
+            return self._copy(
+                sent.wrapped("COPY (" + json_prefix, json_suffix + ") TO STDOUT"), json=True
+            )
+        if spec.server_json:
+            return self._cursor_rows(sent.wrapped(json_prefix, json_suffix), json=True)
+        return self._cursor_rows(sent, json=False)
+
+    @contextlib.contextmanager
+    def _attempt(self, sent: Sent, *, savepoint: bool) -> Iterator[list[bool]]:
+        """Around the start of a wrapped statement: with SAVEPOINT (inside a transaction) a
+        refused wrapping can be undone; yields [refused]."""
+        import psycopg
+
+        if savepoint:
+            try:
+                self.conn.execute(f"SAVEPOINT {SAVEPOINT}")
+            except psycopg.Error as exc:
+                raise self._error(exc, None) from None
+        refused = [False]
+        try:
+            yield refused
+        except psycopg.Error as exc:
+            if not _wrapping_failed(exc, sent):
+                raise self._error(exc, sent) from None
+            refused[0] = True
+            if savepoint:
+                try:
+                    self.conn.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+                except psycopg.Error as exc2:
+                    raise self._error(exc2, None) from None
+
+    def _copy(self, sent: Sent, *, json: bool) -> bool:
+        """COPY (…) TO STDOUT: the server writes the format (or the JSON), Python moves bytes."""
+        import psycopg
+
+        cur = self.conn.cursor()
+        with contextlib.ExitStack() as stack:
+            with self._attempt(sent, savepoint=not self._idle()) as refused:
+                copy = stack.enter_context(cur.copy(sent.text))
+            if refused[0]:
+                return False
+            try:
+                result: render.Result = (
+                    render.JsonRows(copy, copy_escaped=True) if json else render.CopyRows(copy)
+                )
+                written = self.writer.write(result)
+            except psycopg.Error as exc:
+                raise self._error(exc, sent) from None
+        self.events.result(f"SELECT {written.rows}", written)
+        return True
+
+    def _cursor_rows(self, sent: Sent, *, json: bool) -> bool:
+        """DECLARE a cursor and FETCH it in batches, inside a transaction (ours if none is open)."""
+        import psycopg
+
+        cur = self._cursor()
+        own = self._idle()
+        declared = sent.wrapped(
+            f"DECLARE {CURSOR} NO SCROLL CURSOR FOR\n" + sent.prefix, sent.suffix
+        )
+        try:
+            if own:
+                self.conn.execute("BEGIN")
+            with self._attempt(declared, savepoint=not own) as refused:
+                cur.execute(declared.text, declared.args)
+            if refused[0]:
+                if own:
+                    self.conn.execute("ROLLBACK")
+                return False
+            cur.execute(f"FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}")
+            columns = [render.Column(c.name, c.type_code) for c in cur.description or []]
+            first = cur.fetchall()
+
+            def rows() -> Iterator[Sequence[str | None]]:
+                batch = first
+                while True:
+                    yield from batch
+                    if len(batch) < FETCH_SIZE:
+                        return
+                    cur.execute(f"FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}")
+                    batch = cur.fetchall()
+
+            result: render.Result
+            if json:
+                result = render.JsonRows(
+                    ("null" if r[0] is None else r[0] for r in rows()), copy_escaped=False
+                )
+            else:
+                result = render.TextRows(columns, rows(), iso_dates=self._iso_dates())
+            written = self.writer.write(result)
+            self.conn.execute("COMMIT" if own else f"CLOSE {CURSOR}")
+        except psycopg.Error as exc:
+            raise self._error(exc, declared) from None
+        self.events.result(f"SELECT {written.rows}", written)
+        return True
+
+    def _user_copy(self, sent: Sent) -> None:
+        """The user's own COPY … TO STDOUT: its bytes go out as they are."""
+        import psycopg
+
+        cur = self.conn.cursor()
+        try:
+            with cur.copy(sent.text) as copy:
+                written = self.writer.write(render.Passthrough(copy))
+        except psycopg.Error as exc:
+            raise self._error(exc, sent) from None
+        self.events.result(f"COPY {written.rows}", None)
+
+    def _as_written(self, sent: Sent) -> None:
+        """Any other statement: executed as written; rows (if any) rendered from text."""
+        import psycopg
+
+        cur = self._cursor()
+        try:
+            cur.execute(sent.text, sent.args)
+            if cur.description is None:
+                self.events.result(cur.statusmessage, None)
+                return
+            columns = [render.Column(c.name, c.type_code) for c in cur.description]
+            written = self.writer.write(
+                render.TextRows(columns, iter(cur), iso_dates=self._iso_dates())
+            )
+        except psycopg.Error as exc:
+            raise self._error(exc, sent) from None
+        self.events.result(cur.statusmessage, written)

@@ -1,0 +1,769 @@
+"""Query results → bytes: the output formats of ``pgconnect query``, defined once.
+
+Formats (SPEC §6): ``table`` (rich, for people), ``plain`` (tab-separated, no header, NULL empty),
+``csv`` and ``tsv`` (header row; COPY's quoting), ``json`` (one array of objects) and ``jsonl``
+(one object per line). ``FORMATS`` says, per format, whether every result set is printed and how
+the server can produce the format itself (``COPY … TO STDOUT`` options, or JSON built by
+``row_to_json``) so that ``query`` streams bytes instead of building values in Python.
+
+Writers never print: they write bytes to the binary stream they are given and return how many
+rows they wrote. Values reach them in one of four shapes (see ``TextRows``, ``CopyRows``,
+``JsonRows``, ``Passthrough``). For the shapes built in Python, values arrive as PostgreSQL's text
+form (``str`` or None) with the column's type OID; ``json_value`` turns one into JSON the way
+PostgreSQL's ``to_json`` does, so both paths print the same JSON.
+
+Nothing here imports rich at module level (``--help`` must stay light); the table writer does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from json.decoder import scanstring  # type: ignore[attr-defined]
+from typing import IO, TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+
+class OutputFormat(StrEnum):
+    """The output formats of ``pgconnect query --format``."""
+
+    table = "table"
+    plain = "plain"
+    csv = "csv"
+    tsv = "tsv"
+    json = "json"
+    jsonl = "jsonl"
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """How a format behaves and how the server can produce it."""
+
+    every_result: bool  # print every result set (table, plain) or only the last one
+    copy_options: str | None = None  # COPY (…) TO STDOUT WITH (…) writes this format
+    server_json: bool = False  # the server builds one JSON object per row (row_to_json)
+
+
+FORMATS: dict[OutputFormat, FormatSpec] = {
+    OutputFormat.table: FormatSpec(every_result=True),
+    # COPY's text format escapes \, tab, newline…; the plain writer undoes that (psql -At style).
+    OutputFormat.plain: FormatSpec(every_result=True, copy_options="FORMAT text, NULL ''"),
+    OutputFormat.csv: FormatSpec(every_result=False, copy_options="FORMAT csv, HEADER"),
+    OutputFormat.tsv: FormatSpec(
+        every_result=False, copy_options="FORMAT csv, DELIMITER E'\\t', HEADER"
+    ),
+    OutputFormat.json: FormatSpec(every_result=False, server_json=True),
+    OutputFormat.jsonl: FormatSpec(every_result=False, server_json=True),
+}
+
+# --------------------------------------------------------------------------- PostgreSQL types
+
+# Built-in type OIDs (pg_type.dat; fixed across PostgreSQL versions).
+BOOL, BYTEA, INT8, INT2, INT4, OID = 16, 17, 20, 21, 23, 26
+JSON, JSONB = 114, 3802
+FLOAT4, FLOAT8, MONEY, NUMERIC = 700, 701, 790, 1700
+DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, TIMETZ = 1082, 1083, 1114, 1184, 1186, 1266
+
+#: to_json writes these as JSON numbers (when the text is a valid JSON number).
+NUMBER_TYPES = frozenset({INT2, INT4, INT8, FLOAT4, FLOAT8, NUMERIC})
+#: Right-aligned in tables, as psql does.
+RIGHT_ALIGNED = NUMBER_TYPES | {OID, MONEY}
+DATETIME_TYPES = frozenset({DATE, TIME, TIMETZ, TIMESTAMP, TIMESTAMPTZ})
+
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
+_TZ_HOURS_ONLY = re.compile(r"([+-][0-9]{2})\Z")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A result column: its name and its type OID (0 when unknown)."""
+
+    name: str
+    type_oid: int = 0
+
+
+def _array_types() -> dict[int, tuple[int, str]]:
+    """array OID → (element OID, delimiter) for the types psycopg knows (all built-ins)."""
+    from psycopg.postgres import types
+
+    return {t.array_oid: (t.oid, t.delimiter) for t in types if t.array_oid}
+
+
+_ARRAYS: dict[int, tuple[int, str]] | None = None
+
+
+def array_element(oid: int) -> tuple[int, str] | None:
+    global _ARRAYS
+    if _ARRAYS is None:
+        _ARRAYS = _array_types()
+    return _ARRAYS.get(oid)
+
+
+def json_value(text: str | None, oid: int, *, iso_dates: bool = True) -> str:
+    """One value in PostgreSQL's text form → JSON text, as PostgreSQL's ``to_json`` writes it.
+
+    Numbers stay exactly as PostgreSQL wrote them; NaN and ±Infinity become strings (no bare NaN:
+    the output is always valid JSON); json/jsonb are embedded; arrays become arrays; dates and
+    times become ISO 8601 (``2024-01-02T03:04:05+00:00``); bytea stays ``\\x…`` hex text;
+    anything else is a string of its text form.
+    """
+    if text is None:
+        return "null"
+    if oid in NUMBER_TYPES:
+        return text if _JSON_NUMBER.match(text) else _string(text)
+    if oid == BOOL:
+        return "true" if text == "t" else "false" if text == "f" else _string(text)
+    if oid in (JSON, JSONB):
+        # Raw whitespace is the only control character valid JSON holds outside strings; keep
+        # each value on one line (jsonl).
+        return text.translate(_JSON_WHITESPACE)
+    if oid in DATETIME_TYPES and iso_dates:
+        return _string(iso_datetime(text, oid))
+    element = array_element(oid)
+    if element is not None:
+        elem_oid, delimiter = element
+        try:
+            parsed = parse_array(text, delimiter)
+        except ValueError:
+            return _string(text)
+        return _json_array(parsed, elem_oid, iso_dates)
+    return _string(text)
+
+
+_JSON_WHITESPACE = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
+
+
+def _string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _json_array(items: object, elem_oid: int, iso_dates: bool) -> str:
+    if isinstance(items, list):
+        return "[" + ",".join(_json_array(x, elem_oid, iso_dates) for x in items) + "]"
+    assert items is None or isinstance(items, str)
+    return json_value(items, elem_oid, iso_dates=iso_dates)
+
+
+def iso_datetime(text: str, oid: int) -> str:
+    """PostgreSQL's ISO DateStyle text → the ISO 8601 form its JSON encoder uses.
+
+    ``2024-01-02 03:04:05+00`` → ``2024-01-02T03:04:05+00:00``; ``infinity`` and BC suffixes are
+    kept as PostgreSQL keeps them.
+    """
+    if text in ("infinity", "-infinity"):
+        return text
+    bc = text.endswith(" BC")
+    core = text[:-3] if bc else text
+    if oid in (TIMESTAMP, TIMESTAMPTZ):
+        core = core.replace(" ", "T", 1)
+    if oid in (TIMESTAMPTZ, TIMETZ):
+        core = _TZ_HOURS_ONLY.sub(r"\1:00", core)
+    return core + (" BC" if bc else "")
+
+
+def parse_array(text: str, delimiter: str = ",") -> list[object]:
+    """PostgreSQL's array text form (``{1,NULL,"a b"}``, nested, ``[0:1]={…}``) → nested lists
+    of element text (None for NULL)."""
+    i = 0
+    if text.startswith("["):  # dimension decoration: [1:2][1:3]={…}
+        i = text.index("=") + 1
+    n = len(text)
+
+    def parse(i: int) -> tuple[list[object], int]:
+        if text[i] != "{":
+            raise ValueError("not an array")
+        i += 1
+        items: list[object] = []
+        if i < n and text[i] == "}":
+            return items, i + 1
+        while i < n:
+            c = text[i]
+            if c == "{":
+                sub, i = parse(i)
+                items.append(sub)
+            elif c == '"':
+                buf = []
+                i += 1
+                while i < n and text[i] != '"':
+                    if text[i] == "\\":
+                        i += 1
+                    buf.append(text[i])
+                    i += 1
+                items.append("".join(buf))
+                i += 1
+            else:
+                j = i
+                while j < n and text[j] not in (delimiter, "}"):
+                    j += 1
+                raw = text[i:j].strip()
+                items.append(None if raw.upper() == "NULL" else raw)
+                i = j
+            if i < n and text[i] == delimiter:
+                i += 1
+                continue
+            if i < n and text[i] == "}":
+                return items, i + 1
+        raise ValueError("unterminated array")
+
+    items, _ = parse(i)
+    return items
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """JSON keys for column names: a repeated name gets ``_2``, ``_3``… (never clashing)."""
+    taken = set(names)
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            out.append(name)
+            continue
+        k = 2
+        while f"{name}_{k}" in taken or f"{name}_{k}" in seen:
+            k += 1
+        new = f"{name}_{k}"
+        seen.add(new)
+        out.append(new)
+    return out
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def object_members(text: str) -> list[tuple[str, str]]:
+    """A JSON object's members as (key, raw value text), keeping values byte-exact."""
+    i = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[i : i + 1] != "{":
+        raise ValueError("not a JSON object")
+    i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+    members: list[tuple[str, str]] = []
+    if text[i : i + 1] == "}":
+        return members
+    while True:
+        if text[i : i + 1] != '"':
+            raise ValueError("expected a key")
+        key, i = scanstring(text, i + 1)
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i : i + 1] != ":":
+            raise ValueError("expected ':'")
+        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        _, end = _DECODER.raw_decode(text, i)
+        members.append((key, text[i:end]))
+        i = _WS.match(text, end).end()  # type: ignore[union-attr]
+        if text[i : i + 1] == ",":
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+            continue
+        if text[i : i + 1] == "}":
+            return members
+        raise ValueError("expected ',' or '}'")
+
+
+def rename_keys(text: str, keys: Sequence[str]) -> str:
+    members = object_members(text)
+    return (
+        "{"
+        + ",".join(
+            f"{json.dumps(k, ensure_ascii=False)}:{v}"
+            for k, (_, v) in zip(keys, members, strict=True)
+        )
+        + "}"
+    )
+
+
+# --------------------------------------------------------------------------- COPY text format
+
+# COPY's text format escapes backslash, newline, carriage return, tab, backspace, form feed and
+# vertical tab (PostgreSQL: CopyAttributeOutText). NUL never occurs in PostgreSQL text, so it is
+# a safe placeholder for an escaped backslash while the others are undone.
+_COPY_ESCAPES = [
+    (b"\\n", b"\n"),
+    (b"\\r", b"\r"),
+    (b"\\t", b"\t"),
+    (b"\\b", b"\b"),
+    (b"\\f", b"\f"),
+    (b"\\v", b"\v"),
+]
+# In row_to_json's output the only characters COPY escapes are backslashes and the raw
+# whitespace of embedded json values: a space keeps each object on one line.
+_COPY_JSON_ESCAPES = [(b"\\n", b" "), (b"\\r", b" "), (b"\\t", b" ")]
+
+
+def unescape_copy_text(chunk: bytes) -> bytes:
+    """COPY … (FORMAT text) bytes → the raw values (psql -At style)."""
+    if b"\\" not in chunk:
+        return chunk
+    chunk = chunk.replace(b"\\\\", b"\x00")
+    for escaped, raw in _COPY_ESCAPES:
+        chunk = chunk.replace(escaped, raw)
+    return chunk.replace(b"\x00", b"\\")
+
+
+def unescape_copy_json(chunk: bytes) -> bytes:
+    """COPY text-format lines of row_to_json output → JSON lines."""
+    if b"\\" not in chunk:
+        return chunk
+    chunk = chunk.replace(b"\\\\", b"\x00")
+    for escaped, raw in _COPY_JSON_ESCAPES:
+        chunk = chunk.replace(escaped, raw)
+    return chunk.replace(b"\x00", b"\\")
+
+
+# --------------------------------------------------------------------------- result shapes
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass
+class TextRows:
+    """Rows in PostgreSQL's text form (None for NULL), with their columns."""
+
+    columns: Sequence[Column]
+    rows: Iterable[Sequence[str | None]]
+    iso_dates: bool = True  # the session's DateStyle is ISO (json_value can convert)
+
+
+@dataclass
+class CopyRows:
+    """The bytes of ``COPY (…) TO STDOUT WITH (<the format's copy_options>)``, one row a chunk."""
+
+    chunks: Iterable[Buffer]
+
+
+@dataclass
+class JsonRows:
+    """One JSON object per row, built by the server (row_to_json).
+
+    ``copy_escaped``: chunks come from COPY's text format (one line each, escapes to undo);
+    otherwise each item is one object's text, which may hold raw JSON whitespace.
+    """
+
+    rows: Iterable[Buffer | str]
+    copy_escaped: bool
+
+
+@dataclass
+class Passthrough:
+    """The user's own ``COPY … TO STDOUT``: written as it comes, whatever the format."""
+
+    chunks: Iterable[Buffer]
+
+
+Result = TextRows | CopyRows | JsonRows | Passthrough
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a writer did with one result set."""
+
+    rows: int  # rows in the result
+    shown: int  # rows written (fewer for a table capped at --max-rows)
+
+
+class Sink(Protocol):
+    def write(self, data: Buffer, /) -> int: ...
+
+
+@dataclass(frozen=True)
+class TableStyle:
+    """What the table writer needs to know about the terminal."""
+
+    width: int = 80
+    color: bool = False
+    max_rows: int | None = 1000  # None: no cap
+
+
+BATCH = 1000  # rows joined per write
+
+
+class Writer:
+    """Writes result sets in one format to a binary stream.
+
+    Table and plain print every result set as it comes. The machine formats print only the last
+    result set: with several statements, each result is spooled to a temporary file (memory stays
+    flat) and the last one is copied out by ``finish()``.
+    """
+
+    def __init__(
+        self,
+        fmt: OutputFormat,
+        out: IO[bytes],
+        *,
+        statements: int = 1,
+        table: TableStyle | None = None,
+    ) -> None:
+        self.fmt = fmt
+        self.spec = FORMATS[fmt]
+        self.out = out
+        self.table = table or TableStyle()
+        self._spool = not self.spec.every_result and statements > 1
+        self._last: IO[bytes] | None = None
+        self._results = 0
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def _target(self) -> IO[bytes]:
+        if not self._spool:
+            return self.out
+        import tempfile
+
+        if self._last is not None:
+            self._last.close()
+        self._last = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish()
+        return self._last
+
+    def write(self, result: Result) -> Written:
+        """Write one result set (machine formats: replacing the previous one)."""
+        target = self._target()
+        self._results += 1
+        if isinstance(result, Passthrough):
+            return self._passthrough(result, target)
+        if self.fmt is OutputFormat.table:
+            if not isinstance(result, TextRows):
+                raise TypeError("the table format takes text rows")
+            return self._table(result, target)
+        if self.fmt is OutputFormat.plain:
+            return self._plain(result, target)
+        if self.fmt in (OutputFormat.csv, OutputFormat.tsv):
+            return self._csv(result, target)
+        return self._json(result, target)
+
+    def finish(self) -> None:
+        """End the output: copy the last spooled result out; ``[]`` for JSON with no result."""
+        if self._last is not None:
+            import shutil
+
+            self._last.seek(0)
+            shutil.copyfileobj(self._last, self.out, 1 << 16)
+            self._last.close()
+            self._last = None
+        elif self._results == 0 and self.fmt is OutputFormat.json:
+            self.out.write(b"[]\n")
+        self.out.flush()
+
+    # ----------------------------------------------------------------- formats
+
+    @staticmethod
+    def _passthrough(result: Passthrough, target: IO[bytes]) -> Written:
+        count = 0
+        for chunk in result.chunks:
+            target.write(chunk)
+            count += 1
+        return Written(count, count)
+
+    def _plain(self, result: Result, target: IO[bytes]) -> Written:
+        if isinstance(result, CopyRows):
+            return _batched(result.chunks, target, unescape_copy_text)
+        if not isinstance(result, TextRows):
+            raise TypeError("the plain format takes text or COPY rows")
+        count = 0
+        batch: list[str] = []
+        for row in result.rows:
+            batch.append("\t".join("" if v is None else v for v in row))
+            count += 1
+            if len(batch) >= BATCH:
+                target.write(("\n".join(batch) + "\n").encode())
+                batch.clear()
+        if batch:
+            target.write(("\n".join(batch) + "\n").encode())
+        return Written(count, count)
+
+    def _csv(self, result: Result, target: IO[bytes]) -> Written:
+        if isinstance(result, CopyRows):
+            written = _batched(result.chunks, target, None)
+            rows = max(0, written.rows - 1)  # the header is a chunk of its own
+            return Written(rows, rows)
+        if not isinstance(result, TextRows):
+            raise TypeError("the csv/tsv formats take text or COPY rows")
+        delimiter = "\t" if self.fmt is OutputFormat.tsv else ","
+        quote = _csv_quoter(delimiter)
+        target.write((delimiter.join(quote(c.name) for c in result.columns) + "\n").encode())
+        count = 0
+        batch: list[str] = []
+        for row in result.rows:
+            batch.append(delimiter.join("" if v is None else quote(v) for v in row))
+            count += 1
+            if len(batch) >= BATCH:
+                target.write(("\n".join(batch) + "\n").encode())
+                batch.clear()
+        if batch:
+            target.write(("\n".join(batch) + "\n").encode())
+        return Written(count, count)
+
+    def _json(self, result: Result, target: IO[bytes]) -> Written:
+        array = self.fmt is OutputFormat.json
+        if isinstance(result, TextRows):
+            lines = _json_lines_from_text(result)
+        elif isinstance(result, JsonRows):
+            lines = _json_lines_from_server(result)
+        else:
+            raise TypeError("the json formats take text or JSON rows")
+        count = 0
+        first = True
+        if array:
+            target.write(b"[")
+        for chunk, n in lines:
+            count += n
+            if array:
+                # Each line ends with b"\n" and raw newlines never occur inside one, so the
+                # separators can be put in with one replace.
+                body = chunk[:-1].replace(b"\n", b",\n")
+                target.write((b"\n" if first else b",\n") + body)
+            else:
+                target.write(chunk)
+            first = False
+        if array:
+            target.write(b"]\n" if first else b"\n]\n")
+        return Written(count, count)
+
+    def _table(self, result: TextRows, target: IO[bytes]) -> Written:
+        limit = self.table.max_rows
+        kept: list[Sequence[str | None]] = []
+        total = 0
+        rendered = False
+        for row in result.rows:
+            total += 1
+            if limit is None or total <= limit:
+                kept.append(row)
+            elif not rendered:
+                # Show what we have now; the rest is only counted (SPEC: say how many more).
+                self._render_table(result.columns, kept, target)
+                rendered = True
+        if not rendered:
+            self._render_table(result.columns, kept, target)
+        return Written(total, len(kept))
+
+    def _render_table(
+        self, columns: Sequence[Column], rows: Sequence[Sequence[str | None]], target: IO[bytes]
+    ) -> None:
+        target.write(render_table(columns, rows, self.table).encode())
+        target.flush()
+
+
+def _batched(
+    chunks: Iterable[Buffer], target: IO[bytes], transform: Callable[[bytes], bytes] | None
+) -> Written:
+    """Write COPY chunks (one row each), joined in batches; TRANSFORM applies per batch."""
+    count = 0
+    batch: list[Buffer] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        count += 1
+        if len(batch) >= BATCH:
+            data = b"".join(batch)
+            target.write(transform(data) if transform else data)
+            batch.clear()
+    if batch:
+        data = b"".join(batch)
+        target.write(transform(data) if transform else data)
+    return Written(count, count)
+
+
+def _json_lines_from_server(result: JsonRows) -> Iterator[tuple[bytes, int]]:
+    """Batches of JSON lines (each ending with a newline) from server-built objects.
+
+    The first object's keys are checked: when column names repeat (``select 1, 2`` has two
+    ``?column?``) every object is rewritten with unique keys — the slow path, taken only then.
+    """
+    it = iter(result.rows)
+    first = next(it, None)
+    if first is None:
+        return
+    clean = _clean_json_copy if result.copy_escaped else _clean_json_text
+    first_line = clean([first])
+    keys = [k for k, _ in object_members(first_line.decode())]
+    wanted = unique_names(keys)
+    if wanted != keys:
+        yield _renamed(first_line, wanted), 1
+        batch: list[Buffer | str] = []
+        for row in it:
+            batch.append(row)
+            if len(batch) >= BATCH:
+                yield _renamed(clean(batch), wanted), len(batch)
+                batch = []
+        if batch:
+            yield _renamed(clean(batch), wanted), len(batch)
+        return
+    batch = [first]
+    for row in it:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            yield clean(batch), len(batch)
+            batch = []
+    if batch:
+        yield clean(batch), len(batch)
+
+
+def _clean_json_copy(batch: Sequence[Buffer | str]) -> bytes:
+    return unescape_copy_json(b"".join(batch))  # type: ignore[arg-type]
+
+
+def _clean_json_text(batch: Sequence[Buffer | str]) -> bytes:
+    # NUL never occurs in PostgreSQL text: join with it, flatten raw whitespace, then split lines.
+    text = "\x00".join(str(r) for r in batch).translate(_JSON_WHITESPACE)
+    return (text.replace("\x00", "\n") + "\n").encode()
+
+
+def _renamed(lines: bytes, keys: Sequence[str]) -> bytes:
+    out = [rename_keys(line, keys) for line in lines.decode().split("\n")[:-1]]
+    return ("\n".join(out) + "\n").encode()
+
+
+def _json_lines_from_text(result: TextRows) -> Iterator[tuple[bytes, int]]:
+    keys = [
+        json.dumps(k, ensure_ascii=False) for k in unique_names([c.name for c in result.columns])
+    ]
+    oids = [c.type_oid for c in result.columns]
+    iso = result.iso_dates
+    batch: list[str] = []
+    for row in result.rows:
+        batch.append(
+            "{"
+            + ",".join(
+                f"{k}:{json_value(v, oid, iso_dates=iso)}"
+                for k, v, oid in zip(keys, row, oids, strict=True)
+            )
+            + "}"
+        )
+        if len(batch) >= BATCH:
+            yield ("\n".join(batch) + "\n").encode(), len(batch)
+            batch = []
+    if batch:
+        yield ("\n".join(batch) + "\n").encode(), len(batch)
+
+
+def _csv_quoter(delimiter: str) -> Callable[[str], str]:
+    """COPY's CSV quoting (CopyAttributeOutCSV): quote when empty (so '' differs from NULL) or
+    holding the delimiter, a quote, CR or LF, or the end-of-data marker ``\\.``."""
+    specials = (delimiter, '"', "\n", "\r")
+
+    def quote(value: str) -> str:
+        if value == "" or value == "\\." or any(s in value for s in specials):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    return quote
+
+
+# --------------------------------------------------------------------------- table
+
+# Characters never sent to a terminal raw: C0 controls (but newline, which wraps inside the
+# cell), DEL, C1 controls (0x80–0x9f: 0x9b is a one-byte CSI), and the bidirectional overrides
+# that reorder what a terminal shows (CVE-2021-42574, "Trojan Source").
+_UNSAFE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_NAMED = {"\t": "\\t", "\r": "\\r", "\x1b": "\\x1b", "\x00": "\\x00"}
+ESCAPE_STYLE = "bold magenta"
+NULL_TEXT = "NULL"
+NULL_STYLE = "dim italic"
+
+
+def escape_control(ch: str) -> str:
+    """How one unsafe character is shown: ``\\t``, ``\\r``, ``\\x1b``, ``\\u202e``."""
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(value: str | None, *, header: bool = False) -> Text:
+    """A table cell: never markup (rich.text.Text), control characters shown escaped."""
+    from rich.text import Text
+
+    if value is None:
+        return Text(NULL_TEXT, style=NULL_STYLE)
+    text = Text(style="bold" if header else "")
+    pos = 0
+    for m in _UNSAFE.finditer(value):
+        if m.start() > pos:
+            text.append(value[pos : m.start()])
+        text.append(escape_control(m.group(0)), style=ESCAPE_STYLE)
+        pos = m.end()
+    if pos < len(value):
+        text.append(value[pos:])
+    return text
+
+
+MIN_COLUMN = 10  # a column narrower than its content still gets this many cells
+
+
+def _min_widths(header: Sequence[Text], cells: Sequence[Sequence[Text]]) -> list[int]:
+    """Per column: min(widest line of its header and cells, MIN_COLUMN), at least 1."""
+    out = []
+    for i, head in enumerate(header):
+        widest = max(_widest_line(t) for t in [head, *(row[i] for row in cells)])
+        out.append(min(max(widest, 1), MIN_COLUMN))
+    return out
+
+
+def _widest_line(text: Text) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.plain.split("\n")), default=0)
+
+
+def render_table(
+    columns: Sequence[Column], rows: Sequence[Sequence[str | None]], style: TableStyle
+) -> str:
+    """A rich table as text (ANSI styles only when STYLE.color). Long values wrap (fold), never
+    get cut with an ellipsis, and lines are never cropped. When the columns cannot fit the width
+    with each at least min(its content, MIN_COLUMN) wide, each row is shown as a record of
+    ``name value`` lines instead (psql's expanded display)."""
+    from rich import box
+    from rich.console import Console, Group, RenderableType
+    from rich.rule import Rule
+    from rich.table import Table
+
+    width = max(20, style.width)
+    header = [safe_text(c.name, header=True) for c in columns]
+    cells = [[safe_text(v) for v in row] for row in rows]
+    minimums = _min_widths(header, cells)
+    renderable: RenderableType
+    if 1 + sum(m + 3 for m in minimums) <= width:  # content + padding + border per column
+        multi_line = any("\n" in t.plain for row in cells for t in row)
+        table = Table(box=box.ROUNDED, show_lines=multi_line, header_style="bold", safe_box=True)
+        for col, head, minimum in zip(columns, header, minimums, strict=True):
+            table.add_column(
+                head,
+                justify="right" if col.type_oid in RIGHT_ALIGNED else "left",
+                overflow="fold",
+                no_wrap=False,
+                min_width=minimum,
+            )
+        for row_cells in cells:
+            table.add_row(*row_cells)
+        renderable = table
+    else:
+        parts: list[RenderableType] = []
+        for n, row_cells in enumerate(cells, 1):
+            parts.append(Rule(f"record {n}", align="left", style="dim"))
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(overflow="fold", max_width=max(10, width // 3))
+            grid.add_column(overflow="fold")
+            for head, cell in zip(header, row_cells, strict=True):
+                grid.add_row(head, cell)
+            parts.append(grid)
+        renderable = Group(*parts)
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=width,
+        force_terminal=style.color,
+        color_system="auto" if style.color else None,
+        no_color=not style.color,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+        soft_wrap=False,
+    )
+    console.print(renderable, crop=False)
+    return buf.getvalue()
