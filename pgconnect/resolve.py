@@ -173,7 +173,7 @@ def resolve_values(
             secret_like = (
                 name in declared_names
                 or params.keyword_for(name) in params.SECRET_KEYWORDS
-                or (name == params.URL_NAME and params.url_has_password(raw))
+                or (name == params.URL_NAME and _url_has_password(raw))
             )
             value = Value(name, Secret(raw) if secret_like else raw, ENVIRONMENT)
         elif name in declared_names:
@@ -203,6 +203,18 @@ def resolve_values(
         if value is not None:
             out[name] = value
     return out, missing
+
+
+def _url_has_password(url: str) -> bool:
+    try:
+        return params.url_has_password(url)
+    except ConfigError as exc:  # the message is already redacted
+        raise ConfigError(f"DB_URL (from {ENVIRONMENT}) is {exc.message}", hint=_URL_HINT) from None
+
+
+_URL_HINT = (
+    "check the URL's brackets and percent-encoding; pgconnect url shows a correctly encoded one"
+)
 
 
 def resolve(
@@ -244,9 +256,7 @@ def build_params(
             parts = parse(url.reveal())
         except ConfigError as exc:  # the message is already redacted
             raise ConfigError(
-                f"DB_URL (from {url.source}) is {exc.message}",
-                hint="check the URL's brackets and percent-encoding; pgconnect url shows a "
-                "correctly encoded one",
+                f"DB_URL (from {url.source}) is {exc.message}", hint=_URL_HINT
             ) from None
         for url_keyword, part in parts.items():
             try:

@@ -46,6 +46,7 @@ from tests.faultkit import (
 )
 
 BAD_URL = f"postgresql://app:{SENTINEL}@[::1/db"  # the issue's example: an unclosed IPv6 bracket
+GOOD_URL = f"postgresql://app:{SENTINEL}@db.example.com/app"
 BAD_KV = f"host=db.example.com password='{SENTINEL}"  # an unterminated quote
 
 # --------------------------------------------------------------------------- the role and projects
@@ -139,8 +140,8 @@ CASES = [
     case("var-set-url-refused", "var set", ["DB_URL", BAD_URL], 3, argv_may_hold=True),
     case("var-get-url-env", "var get", ["DB_URL"], 3, setup=E(env_url=BAD_URL)),
     case("var-get-missing", "var get", ["NOPE"], 3),
-    case("var-list-url-env", "var list", [], setup=E(env_url=BAD_URL)),
-    case("var-list-json-url-env", "var list", ["--json"], setup=E(env_url=BAD_URL)),
+    case("var-list-url-env", "var list", [], 3, setup=E(env_url=BAD_URL)),
+    case("var-list-json-url-env", "var list", ["--json"], setup=E(env_url=GOOD_URL)),
     case("var-unset-missing", "var unset", ["NOPE"], 3),
     case("explain", "explain", ["--json"]),
     case("explain-secret", "explain", [], setup=E(source="secret")),
