@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import Annotated, Any, TextIO, cast
 
 import typer
 
@@ -19,48 +20,52 @@ from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
 
-class StdoutClosed(Exception):
-    """stdout's reader went away (``| head -1``). Not an OSError on purpose: Click turns an EPIPE
-    OSError into a silent exit 1 before the error boundary below can end quietly with 0."""
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null: what is still buffered, and any later write or flush, goes
+    nowhere instead of failing again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
-def _flush_stdout() -> None:
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise StdoutClosed() from None
+class _Stdout:
+    """sys.stdout while a command runs: once the reader has gone away (``| head -1``), output
+    goes nowhere instead of raising BrokenPipeError, so the command ends with the exit status it
+    chose (a failed check piped into head is still exit 7). Without this, Click turns the EPIPE
+    into a silent exit 1, whatever the command had found.
 
+    ``buffer`` is the real one: ``query`` streams through it, and stops and cancels on EPIPE.
+    """
 
-class _Group(typer.core.TyperGroup):
-    """The root group: a closed stdout, met while the command writes, while the root's --help or
-    --version write, or when buffered output is flushed at the end, reaches ``main()`` as
-    StdoutClosed."""
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+    def write(self, text: str) -> int:
         try:
-            return super().make_context(*args, **kwargs)
+            return self._inner.write(text)
         except BrokenPipeError:
-            raise StdoutClosed() from None
-        except typer.Exit:
-            _flush_stdout()
-            raise
+            _drop_stdout()
+            return len(text)
 
-    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
         try:
-            result = super().invoke(ctx)
+            self._inner.flush()
         except BrokenPipeError:
-            raise StdoutClosed() from None
-        except typer.Exit:
-            _flush_stdout()
-            raise
-        _flush_stdout()
-        return result
+            _drop_stdout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 # The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
 app = typer.Typer(
     name="pgconnect",
-    cls=_Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -184,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
 
         install_classes()
     threading.excepthook = _thread_excepthook
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
@@ -195,11 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(int(ExitCode.INTERRUPTED))
-    except (BrokenPipeError, StdoutClosed):
-        # stdout closed early (e.g. `| head -1`): the reader wants no more; end quietly, with 0.
-        # Later flushes (at exit) go to /dev/null instead of failing again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:
+        # stdout closed under a writer that does not go through _Stdout: end quietly.
+        _drop_stdout()
         sys.exit(0)
     except Exception as exc:
         _unexpected(exc)
