@@ -493,6 +493,7 @@ def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
 
     real = Path(os.path.realpath(path))  # a symlinked file is written through to its target
     with _folder_lock(real.parent):
+        remove_stale_temporaries(real)
         try:
             data = real.read_bytes()
         except OSError as exc:
@@ -511,6 +512,31 @@ def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
         yield editor
         if editor.changed:
             editor.save()
+
+
+def _temporary_name(path: Path) -> re.Pattern[str]:
+    # What atomic_write's mkstemp makes: ".<name>." + 8 characters of [a-z0-9_] + ".tmp".
+    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp\Z")
+
+
+def remove_stale_temporaries(path: Path) -> list[str]:
+    """Remove what an atomic_write of PATH killed between mkstemp and rename left behind.
+
+    Call only under the folder lock: every pgconnect edit of this folder holds it for the whole
+    write, so a temporary file seen while we hold it belongs to no running edit. SIGKILL or a power
+    cut in that window necessarily leaves one; the next edit cleans it up. Returns the names.
+    """
+    pattern = _temporary_name(path)
+    try:
+        names = [n for n in os.listdir(path.parent) if pattern.match(n)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(path.parent / name)
+            removed.append(name)
+    return removed
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -586,6 +612,7 @@ def create(path: Path, text: str, *, force: bool) -> None:
     with _folder_lock(real.parent):
         if path.exists() and not force:
             raise ConfigError(f"{path} already exists; nothing was changed")
+        remove_stale_temporaries(real)
         atomic_write(real, data)
 
 
