@@ -7,6 +7,8 @@ Secret values travel in ``Secret``, whose repr/str is ``****``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 import threading
@@ -491,7 +493,12 @@ class FileStore:
         import json
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".tmp")
+        except OSError as exc:
+            raise SecretStoreError(
+                f"cannot write the file store {self.path}: {exc.strerror}; nothing was changed"
+            ) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 os.fchmod(fh.fileno(), 0o600)
@@ -499,6 +506,14 @@ class FileStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+        except OSError as exc:
+            # A full disk, a quota: the old file is still whole; say so instead of crashing.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+            raise SecretStoreError(
+                f"cannot write the file store {self.path}: {reason}; nothing was changed"
+            ) from None
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
