@@ -261,6 +261,11 @@ def validate_var(name: str, value: str) -> None:
             f"{name} is a secret (like a password) and never goes in the project file",
             hint=f"store it in the keyring: pgconnect secret put {name}",
         )
+    if name == params.URL_NAME:
+        try:
+            params.check_url(value)
+        except params.InvalidValue as exc:
+            raise ConfigError(str(exc)) from None
     secret_parts = params.url_secret_keywords(value) if name == params.URL_NAME else []
     if secret_parts:
         # Name the keyword, never its value.
