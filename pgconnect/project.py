@@ -143,7 +143,7 @@ def _decode(path: Path, data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_syntax_message(path, str(exc))) from None
+        raise ConfigError(_syntax_message(path, str(exc), data)) from None
     except RecursionError:
         # tomllib parses nested arrays and inline tables recursively: a few hundred levels of
         # "[[[…" exhaust Python's stack. No pgconnect file nests more than three levels.
@@ -152,14 +152,21 @@ def _decode(path: Path, data: bytes) -> dict[str, Any]:
         ) from None
 
 
-def _syntax_message(path: Path, msg: str) -> str:
+def _syntax_message(path: Path, msg: str, data: bytes = b"") -> str:
     m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
     if m:
         msg = msg[: m.start()].rstrip()
         return f"{path}:{m.group(1)}:{m.group(2)}: invalid TOML: {msg}"
     m = re.search(r"\(at end of document\)$", msg)
     if m:
-        return f"{path}: invalid TOML at end of document: {msg[: m.start()].rstrip()}"
+        # Still a line and a column (SPEC §1): those of the end of the file.
+        text = data.decode("utf-8", "replace")
+        line = text.count("\n") + 1
+        column = len(text) - (text.rfind("\n") + 1) + 1
+        return (
+            f"{path}:{line}:{column}: invalid TOML at the end of the file: "
+            f"{msg[: m.start()].rstrip()}"
+        )
     return f"{path}: invalid TOML: {msg}"
 
 
