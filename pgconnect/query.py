@@ -101,8 +101,18 @@ def parse_bindings(items: Sequence[str]) -> dict[str, str]:
 
 
 def prepare(request: Request) -> Plan:
-    """Split and check the SQL: empty input, psql meta-commands, parameters without a value,
-    COPY FROM STDIN, and transaction control inside --read-only/--timeout are usage errors."""
+    """Split and check the SQL: empty input, a NUL byte, psql meta-commands, parameters without
+    a value, COPY FROM STDIN, and transaction control inside --read-only/--timeout are usage
+    errors."""
+    nul = request.sql.find("\x00")
+    if nul >= 0:
+        # libpq sends SQL as a C string: everything after the NUL would be dropped silently, and
+        # "delete from t\0 where id = 5" would delete every row.
+        line, _, column = sqltext.locate(request.sql, nul)
+        raise UsageError(
+            f"the SQL contains a NUL byte (line {line}, column {column + 1}); PostgreSQL would "
+            "not see what follows it, so nothing was run"
+        )
     statements = sqltext.split(request.sql)
     if not statements:
         raise UsageError(
