@@ -175,7 +175,18 @@ CASES = [
         "secret bulk",
         ["-"],
         setup=E(source=None),
+        input=json.dumps({"DB_PASSWORD": SENTINEL, "DB_URL": GOOD_URL}),
+    ),
+    case(
+        "secret-bulk-malformed-url",
+        "secret bulk",
+        ["-"],
+        3,
+        setup=E(source=None),
         input=json.dumps({"DB_PASSWORD": SENTINEL, "DB_URL": BAD_URL}),
+    ),
+    case(
+        "secret-put-malformed-url", "secret put", ["DB_URL"], 3, setup=E(source=None), input=BAD_URL
     ),
     case(
         "secret-bulk-bad-json",
