@@ -66,6 +66,12 @@ def project(isolated: Path) -> Path:
         ["var", "get", "DB_HOST"],
         ["explain"],
         ["explain", "--json", "--env", "staging"],
+        ["url"],
+        ["url", "--format", "conninfo"],
+        ["url", "--format", "env"],
+        ["url", "--format", "json", "--env", "staging"],
+        ["query", "--help"],
+        ["check", "--help"],
     ],
     ids=lambda a: " ".join(a),
 )

@@ -70,17 +70,10 @@ def _root(
 
 
 def _register() -> None:
-    from pgconnect.cli import project as project_cmds
+    from pgconnect.cli import check, connect, project, query, sandbox, secret
 
-    project_cmds.register(app)
-    for module in ("secret", "connect", "check", "query", "sandbox"):
-        try:
-            mod = __import__(f"pgconnect.cli.{module}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pgconnect.cli.{module}":
-                raise
-            continue
-        mod.register(app)
+    for module in (project, secret, connect, check, query, sandbox):
+        module.register(app)
 
 
 _register()
