@@ -7,8 +7,10 @@ prints a short message; its traceback only with ``--debug``, never with local va
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -17,16 +19,20 @@ from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
-# The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
-app = typer.Typer(
-    name="pgconnect",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+#: Each top-level command → the module under pgconnect/cli that registers it.
+COMMANDS = {
+    "init": "project",
+    "var": "project",
+    "explain": "project",
+    "secret": "secret",
+    "url": "connect",
+    "exec": "connect",
+    "psql": "connect",
+    "check": "check",
+    "query": "query",
+    "sandbox": "sandbox",
+}
+MODULES = ("project", "secret", "connect", "check", "query", "sandbox")
 
 
 def _version(value: bool) -> None:
@@ -42,7 +48,6 @@ def _version(value: bool) -> None:
     raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -69,14 +74,48 @@ def _root(
     """
 
 
-def _register() -> None:
-    from pgconnect.cli import check, connect, project, query, sandbox, secret
+def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
+    """The Typer app with the command groups of MODULES (all of them by default)."""
+    # The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
+    application = typer.Typer(
+        name="pgconnect",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(_root)
+    for name in modules:
+        # __import__ rather than importlib.import_module: the latter bypasses -X importtime,
+        # which the start-up tests read.
+        __import__(f"pgconnect.cli.{name}", fromlist=["register"]).register(application)
+    return application
 
-    for module in (project, secret, connect, check, query, sandbox):
-        module.register(app)
+
+_full_app: list[typer.Typer] = []
 
 
-_register()
+def __getattr__(name: str) -> typer.Typer:
+    """``pgconnect.cli.app``: the whole app, built on first use (tests, completion generation)."""
+    if name != "app":
+        raise AttributeError(name)
+    if not _full_app:
+        _full_app.append(build_app())
+    return _full_app[0]
+
+
+def _app_for(args: Sequence[str]) -> typer.Typer:
+    """Start-up matters in shell loops (issue #8): when the command is known, build only its group.
+
+    Building every command's Click object and importing every command module costs ~15 ms per
+    run; help, completion and unknown commands still get the whole app.
+    """
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name in COMMANDS and not any(a in ("-h", "--help") for a in args[:1]):
+        return build_app((COMMANDS[name],))
+    return build_app()
 
 
 def _print_error(exc: PgconnectError) -> None:
@@ -90,16 +129,18 @@ def _print_error(exc: PgconnectError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
-    import os
-
     from pgconnect.completion import COMPLETE_VAR
 
+    args = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get(COMPLETE_VAR):
         # A <Tab> from the scripts in completions/ (SPEC §10): Typer answers and exits.
         from pgconnect.completion import install_classes
 
         install_classes()
-    command = typer.main.get_command(app)
+        application = build_app()
+    else:
+        application = _app_for(args)
+    command = typer.main.get_command(application)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
     except PgconnectError as exc:
@@ -112,8 +153,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         # stdout closed early (e.g. `| head -1`): end quietly.
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
