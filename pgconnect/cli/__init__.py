@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -146,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     except PgconnectError as exc:
         _print_error(exc)
         if common.STATE.debug:
+            import traceback  # only on --debug: importing it costs ~4 ms per start
+
             traceback.print_exc()
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
@@ -163,5 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         if common.STATE.debug:
             # format_exception never includes local variables.
+            import traceback
+
             sys.stderr.write("".join(traceback.format_exception(exc)))
         sys.exit(int(ExitCode.FAILURE))
