@@ -213,41 +213,22 @@ class Cluster:
         files.append(self.datadir / "postgresql.conf")
         chown_to(self.user, *files)
 
-    def start(self, *, timeout: int = 60) -> None:
+    def _pg_ctl(self, action: str, *options: str, timeout: float = 120) -> None:
         self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-l",
-                str(self.logfile),
-                "-w",
-                "-t",
-                str(timeout),
-                "start",
-            ],
-            timeout=timeout + 10,
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *options, "-w", action],
+            timeout=timeout,
         )
+
+    def start(self, *, timeout: int = 60) -> None:
+        self._pg_ctl("start", "-l", str(self.logfile), "-t", str(timeout), timeout=timeout + 10)
 
     def stop(self, *, mode: str = "fast") -> None:
         if not (self.datadir / "postmaster.pid").exists():
             return
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"])
+        self._pg_ctl("stop", "-m", mode)
 
     def restart(self, *, mode: str = "fast") -> None:
-        self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-l",
-                str(self.logfile),
-                "-m",
-                mode,
-                "-w",
-                "restart",
-            ]
-        )
+        self._pg_ctl("restart", "-l", str(self.logfile), "-m", mode)
 
     def is_running(self) -> bool:
         pidfile = self.datadir / "postmaster.pid"

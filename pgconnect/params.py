@@ -199,7 +199,19 @@ def check_value(name: str, value: str) -> None:
     elif keyword in _ENUM_KEYWORDS:
         allowed = _ENUM_KEYWORDS[keyword]
         if value not in allowed:
-            raise InvalidValue(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+            raise InvalidValue(
+                f"{name}: {value!r} is not one of {', '.join(allowed)}"
+                + _did_you_mean(value, allowed)
+            )
+
+
+def _did_you_mean(value: str, allowed: tuple[str, ...]) -> str:
+    import difflib  # only on an error
+
+    folded = {a.lower().replace("_", "-"): a for a in allowed}
+    exact = folded.get(value.strip().lower().replace("_", "-"))
+    close = [exact] if exact else difflib.get_close_matches(value, allowed, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _check_ports(name: str, value: str) -> None:

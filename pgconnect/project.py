@@ -14,7 +14,6 @@ import fcntl
 import os
 import re
 import stat
-import tempfile
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -574,6 +573,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     try:
+        import tempfile  # only when writing: reading the file is every command's start-up
+
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise CommandError(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from json.decoder import scanstring  # type: ignore[attr-defined]
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -380,7 +380,29 @@ class TableStyle:
     max_rows: int | None = 1000  # None: no cap
 
 
+T = TypeVar("T")
 BATCH = 1000  # rows joined per write
+
+
+def batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    """Lists of up to SIZE consecutive items (itertools.batched arrives with Python 3.12)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_lines(lines: Iterable[str], target: IO[bytes]) -> int:
+    """Write text lines joined in batches (one write per BATCH lines); the number written."""
+    count = 0
+    for batch in batches(lines):
+        target.write(("\n".join(batch) + "\n").encode())
+        count += len(batch)
+    return count
 
 
 class Writer:
@@ -463,16 +485,9 @@ class Writer:
             return _batched(result.chunks, target, unescape_copy_text)
         if not isinstance(result, TextRows):
             raise TypeError("the plain format takes text or COPY rows")
-        count = 0
-        batch: list[str] = []
-        for row in result.rows:
-            batch.append("\t".join("" if v is None else v for v in row))
-            count += 1
-            if len(batch) >= BATCH:
-                target.write(("\n".join(batch) + "\n").encode())
-                batch.clear()
-        if batch:
-            target.write(("\n".join(batch) + "\n").encode())
+        count = _write_lines(
+            ("\t".join("" if v is None else v for v in row) for row in result.rows), target
+        )
         return Written(count, count)
 
     def _csv(self, result: Result, target: IO[bytes]) -> Written:
@@ -485,16 +500,10 @@ class Writer:
         delimiter = "\t" if self.fmt is OutputFormat.tsv else ","
         quote = _csv_quoter(delimiter)
         target.write((delimiter.join(quote(c.name) for c in result.columns) + "\n").encode())
-        count = 0
-        batch: list[str] = []
-        for row in result.rows:
-            batch.append(delimiter.join("" if v is None else quote(v) for v in row))
-            count += 1
-            if len(batch) >= BATCH:
-                target.write(("\n".join(batch) + "\n").encode())
-                batch.clear()
-        if batch:
-            target.write(("\n".join(batch) + "\n").encode())
+        count = _write_lines(
+            (delimiter.join("" if v is None else quote(v) for v in row) for row in result.rows),
+            target,
+        )
         return Written(count, count)
 
     def _json(self, result: Result, target: IO[bytes]) -> Written:
@@ -552,17 +561,10 @@ def _batched(
 ) -> Written:
     """Write COPY chunks (one row each), joined in batches; TRANSFORM applies per batch."""
     count = 0
-    batch: list[Buffer] = []
-    for chunk in chunks:
-        batch.append(chunk)
-        count += 1
-        if len(batch) >= BATCH:
-            data = b"".join(batch)
-            target.write(transform(data) if transform else data)
-            batch.clear()
-    if batch:
+    for batch in batches(chunks):
         data = b"".join(batch)
         target.write(transform(data) if transform else data)
+        count += len(batch)
     return Written(count, count)
 
 
@@ -582,22 +584,11 @@ def _json_lines_from_server(result: JsonRows) -> Iterator[tuple[bytes, int]]:
     wanted = unique_names(keys)
     if wanted != keys:
         yield _renamed(first_line, wanted), 1
-        batch: list[Buffer | str] = []
-        for row in it:
-            batch.append(row)
-            if len(batch) >= BATCH:
-                yield _renamed(clean(batch), wanted), len(batch)
-                batch = []
-        if batch:
+        for batch in batches(it):
             yield _renamed(clean(batch), wanted), len(batch)
         return
-    batch = [first]
-    for row in it:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            yield clean(batch), len(batch)
-            batch = []
-    if batch:
+    yield first_line, 1
+    for batch in batches(it):
         yield clean(batch), len(batch)
 
 
@@ -622,20 +613,16 @@ def _json_lines_from_text(result: TextRows) -> Iterator[tuple[bytes, int]]:
     ]
     oids = [c.type_oid for c in result.columns]
     iso = result.iso_dates
-    batch: list[str] = []
-    for row in result.rows:
-        batch.append(
-            "{"
-            + ",".join(
-                f"{k}:{json_value(v, oid, iso_dates=iso)}"
-                for k, v, oid in zip(keys, row, oids, strict=True)
-            )
-            + "}"
+    objects = (
+        "{"
+        + ",".join(
+            f"{k}:{json_value(v, oid, iso_dates=iso)}"
+            for k, v, oid in zip(keys, row, oids, strict=True)
         )
-        if len(batch) >= BATCH:
-            yield ("\n".join(batch) + "\n").encode(), len(batch)
-            batch = []
-    if batch:
+        + "}"
+        for row in result.rows
+    )
+    for batch in batches(objects):
         yield ("\n".join(batch) + "\n").encode(), len(batch)
 
 

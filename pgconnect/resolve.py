@@ -28,13 +28,10 @@ LIBPQ_ENV: dict[str, str] = {var: keyword for keyword, var in ENV_VARS.items()}
 _ORDER = ["host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert"]
 
 
-@dataclass(frozen=True)
-class Value:
-    """One variable's effective value and where it came from."""
+class _MaybeSecret:
+    """A value that may be a Secret: ``shown()`` masks it, ``reveal()`` gives it."""
 
-    name: str
     value: str | Secret
-    source: str
 
     @property
     def is_secret(self) -> bool:
@@ -48,7 +45,16 @@ class Value:
 
 
 @dataclass(frozen=True)
-class Param:
+class Value(_MaybeSecret):
+    """One variable's effective value and where it came from."""
+
+    name: str
+    value: str | Secret
+    source: str
+
+
+@dataclass(frozen=True)
+class Param(_MaybeSecret):
     """One libpq connection parameter. ``explicit`` is False for libpq-env values (libpq reads
     them itself; pgconnect only reports them)."""
 
@@ -57,16 +63,6 @@ class Param:
     value: str | Secret
     source: str
     explicit: bool = True
-
-    @property
-    def is_secret(self) -> bool:
-        return isinstance(self.value, Secret)
-
-    def shown(self) -> str:
-        return MASK if isinstance(self.value, Secret) else self.value
-
-    def reveal(self) -> str:
-        return self.value.reveal() if isinstance(self.value, Secret) else self.value
 
 
 @dataclass

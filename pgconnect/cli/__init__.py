@@ -7,11 +7,10 @@ prints a short message; its traceback only with ``--debug``, never with local va
 
 from __future__ import annotations
 
+import os
 import sys
-import threading
-import traceback
-from collections.abc import Iterable
-from typing import Annotated, Any, TextIO, cast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
@@ -19,12 +18,13 @@ from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
+if TYPE_CHECKING:
+    import threading
+
 
 def _drop_stdout() -> None:
     """Point fd 1 at /dev/null: what is still buffered, and any later write or flush, goes
     nowhere instead of failing again."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
@@ -63,16 +63,20 @@ class _Stdout:
         return getattr(self._inner, name)
 
 
-# The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
-app = typer.Typer(
-    name="pgconnect",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+#: Each top-level command → the module under pgconnect/cli that registers it.
+COMMANDS = {
+    "init": "project",
+    "var": "project",
+    "explain": "project",
+    "secret": "secret",
+    "url": "connect",
+    "exec": "connect",
+    "psql": "connect",
+    "check": "check",
+    "query": "query",
+    "sandbox": "sandbox",
+}
+MODULES = ("project", "secret", "connect", "check", "query", "sandbox")
 
 
 def _version(value: bool) -> None:
@@ -88,7 +92,6 @@ def _version(value: bool) -> None:
     raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -115,21 +118,48 @@ def _root(
     """
 
 
-def _register() -> None:
-    from pgconnect.cli import project as project_cmds
+def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
+    """The Typer app with the command groups of MODULES (all of them by default)."""
+    # The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
+    application = typer.Typer(
+        name="pgconnect",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(_root)
+    for name in modules:
+        # __import__ rather than importlib.import_module: the latter bypasses -X importtime,
+        # which the start-up tests read.
+        __import__(f"pgconnect.cli.{name}", fromlist=["register"]).register(application)
+    return application
 
-    project_cmds.register(app)
-    for module in ("secret", "connect", "check", "query", "sandbox"):
-        try:
-            mod = __import__(f"pgconnect.cli.{module}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pgconnect.cli.{module}":
-                raise
-            continue
-        mod.register(app)
+
+_full_app: list[typer.Typer] = []
 
 
-_register()
+def __getattr__(name: str) -> typer.Typer:
+    """``pgconnect.cli.app``: the whole app, built on first use (tests, completion generation)."""
+    if name != "app":
+        raise AttributeError(name)
+    if not _full_app:
+        _full_app.append(build_app())
+    return _full_app[0]
+
+
+def _app_for(args: Sequence[str]) -> typer.Typer:
+    """Start-up matters in shell loops (issue #8): when the command is known, build only its group.
+
+    Building every command's Click object and importing every command module costs ~15 ms per
+    run; help, completion and unknown commands still get the whole app.
+    """
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name in COMMANDS and not any(a in ("-h", "--help") for a in args[:1]):
+        return build_app((COMMANDS[name],))
+    return build_app()
 
 
 def _mask(text: str) -> str:
@@ -145,6 +175,8 @@ def _mask(text: str) -> str:
 def _traceback(exc: BaseException) -> str:
     """The traceback for --debug: never local variables (format_exception shows none), and
     redacted like every other output, chained driver errors included."""
+    import traceback  # only on --debug: importing it costs ~4 ms per start
+
     from pgconnect.conninfo import redact
 
     return redact(_mask("".join(traceback.format_exception(exc))))
@@ -179,19 +211,23 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
-    import os
-
     from pgconnect.completion import COMPLETE_VAR
 
+    args = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get(COMPLETE_VAR):
         # A <Tab> from the scripts in completions/ (SPEC §10): Typer answers and exits.
         from pgconnect.completion import install_classes
 
         install_classes()
+        application = build_app()
+    else:
+        application = _app_for(args)
+    import threading  # already imported by Typer: no start-up cost
+
     threading.excepthook = _thread_excepthook
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(application)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
     except PgconnectError as exc:
