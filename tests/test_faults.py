@@ -308,11 +308,10 @@ def test_var_set_killed_at_random_moments_leaves_old_or_new(isolated: Path) -> N
 
 
 KILL_AT = """
-import os, signal, sys
-import pgconnect.project as project
+import os, signal, sys, tempfile
 
 point = sys.argv.pop(1)
-real_mkstemp, real_fsync, real_replace = project.tempfile.mkstemp, os.fsync, os.replace
+real_mkstemp, real_fsync, real_replace = tempfile.mkstemp, os.fsync, os.replace
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -335,7 +334,7 @@ def replace(src, dst):
     if point == "after-rename":
         die()
 
-project.tempfile.mkstemp, os.fsync, os.replace = mkstemp, fsync, replace
+tempfile.mkstemp, os.fsync, os.replace = mkstemp, fsync, replace
 from pgconnect.cli import main
 main(sys.argv[1:])
 """
