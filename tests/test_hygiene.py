@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,8 +329,12 @@ class Hygiene:
     silent: tuple[str, int]
     refused: int
 
-    def project(self, setup: Setup, name: str) -> tuple[Path, dict[str, str]]:
-        """Write the case's project file and store its secrets; return it and the CLI's env."""
+    def project(
+        self, setup: Setup, name: str, folder: Path | None = None
+    ) -> tuple[Path, dict[str, str]]:
+        """Write the case's project file (in FOLDER, default the test's) and store its secrets;
+        return it and the CLI's environment."""
+        folder = folder or self.folder
         server = self.role.server
         host: str = server.host
         port: int | str = server.port
@@ -361,7 +366,8 @@ class Hygiene:
         if setup.env_url is not None:
             # A harmless DB_URL in the file, so var list/get show the environment's one.
             lines.append('DB_URL = "postgresql://db.example.com/app"')
-        path = write_project(self.folder, "\n".join(lines) + "\n")
+        folder.mkdir(exist_ok=True)
+        path = write_project(folder, "\n".join(lines) + "\n")
         for secret, value in (("DB_PASSWORD", SENTINEL), ("DB_URL", setup.secret_url)):
             if secret in declared and value is not None:
                 stored = self.keyring.secret_tool(
@@ -432,20 +438,21 @@ def check_run(c: Case, run: Watched, debug: bool, h: Hygiene, project: Path) -> 
 
 @pytest.mark.parametrize("c", CASES)
 def test_no_secret_leaves_through_any_path(c: Case, hygiene: Hygiene) -> None:
-    name = "hyg-" + c.id[:30] + "-" + SENTINEL[-6:]
-    project, env = hygiene.project(c.setup, name)
-
-    def go(debug: bool) -> Watched:
+    # The plain run and the --debug run at once, each in a folder and keyring service of its own
+    # (a run may change its project or its secrets).
+    def go(debug: bool) -> tuple[Watched, Path]:
+        label = "debug" if debug else "plain"
+        name = f"hyg-{c.id[:30]}-{label}-{SENTINEL[-6:]}"
+        folder = hygiene.folder / label
+        project, env = hygiene.project(c.setup, name, folder)
         args = with_debug(c) if debug else [*c.command, *c.args]
-        return run_watched(args, input=c.input, env=env, cwd=hygiene.folder, timeout=c.timeout)
+        run = run_watched(args, input=c.input, env=env, cwd=folder, timeout=c.timeout)
+        return run, project
 
-    # The plain run first (it may change the project or the keyring), then --debug on the same
-    # starting point.
-    plain = go(False)
-    check_run(c, plain, False, hygiene, project)
-    hygiene.project(c.setup, name)
-    debug = go(True)
-    check_run(c, debug, True, hygiene, project)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (plain, plain_project), (debug, debug_project) = pool.map(go, [False, True])
+    check_run(c, plain, False, hygiene, plain_project)
+    check_run(c, debug, True, hygiene, debug_project)
     tally("hygiene: command runs (each checked in stdout, stderr, argv, files)", 2)
     tally("hygiene: argv samples of every process", plain.samples + debug.samples)
 
