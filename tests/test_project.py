@@ -567,6 +567,17 @@ def _unprivileged() -> tuple[list[str], int, int] | None:
     if not shutil.which("setpriv"):
         return None
     prefix = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+    # The dropped-to user must be able to run pgconnect from this checkout (a clone in a private
+    # 0700 temp folder is out of its reach): try it rather than guess from modes.
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import pgconnect.cli"],
+        env=cli_environ(),
+        cwd="/",
+        capture_output=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        return None
     return prefix, entry.pw_uid, entry.pw_gid
 
 
@@ -582,7 +593,10 @@ def test_a_folder_we_cannot_write_is_a_clear_error_with_no_temporary_file(
 ) -> None:
     who = _unprivileged()
     if who is None:
-        pytest.skip("running as root without a postgres user to drop to")
+        pytest.skip(
+            "running as root without a postgres user to drop to, or that user cannot reach "
+            "this checkout and its interpreter"
+        )
     prefix, uid, gid = who
     base = Path(tempfile.mkdtemp(prefix="pgconnect-rofolder-"))
     try:
