@@ -104,8 +104,10 @@ def run_watched(
     cwd: Path | None = None,
     timeout: float = 60,
     keep_cmdlines: bool = False,
+    interval: float = 0.005,
 ) -> Watched:
-    """Run ``python -m pgconnect ARGS``; sample every process's argv while it runs."""
+    """Run ``python -m pgconnect ARGS``; sample every process's argv every INTERVAL seconds
+    while it runs."""
     argv = python_argv(*args)
     data = input.encode() if isinstance(input, str) else input
     wanted = [n.encode() for n in needles if n]
@@ -126,7 +128,7 @@ def run_watched(
                 if any(w in cmdline for w in wanted):
                     hits.append(cmdline.replace(b"\0", b" ").decode("utf-8", "replace"))
             samples += 1
-            if done.wait(0.005):
+            if done.wait(interval):
                 return
 
     start = time.monotonic()

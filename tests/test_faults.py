@@ -530,6 +530,7 @@ def test_a_wedged_keyring_is_exit_4_within_the_deadline_for_every_command(
                 env=env,
                 cwd=isolated,
                 timeout=60,
+                interval=0.05,  # ten samplers at once: spare the two cores
             )
 
         threads = [threading.Thread(target=go, args=(i,)) for i in range(len(commands))]

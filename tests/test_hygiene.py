@@ -482,10 +482,11 @@ def test_the_argv_sampler_sees_a_short_lived_process(isolated: Path) -> None:
 def test_the_argv_sampler_sees_every_process(isolated: Path) -> None:
     """Control: the sampler reads every process's argv, not only pgconnect's (here a shell the
     test itself starts while pgconnect runs)."""
-    proc = subprocess.Popen(["sh", "-c", f"sleep 0.5; : {SENTINEL}"])
+    proc = subprocess.Popen(["sh", "-c", f"sleep 30; : {SENTINEL}"])
     try:
         run = run_watched(["var", "--help"], cwd=isolated)
     finally:
+        proc.kill()
         proc.wait()
     assert any(SENTINEL in hit for hit in run.argv_hits), run
 
