@@ -238,6 +238,31 @@ def check_host_port_lists(host: str | None, port: str | None) -> None:
         )
 
 
+def check_url(url: str) -> dict[str, str]:
+    """Parse a DB_URL as libpq does and check each part as its own variable would be (sslmode,
+    port, booleans, host/port lists), so a DB_URL is validated when set and when read like every
+    other value (SPEC §1). Raises InvalidValue, never echoing a secret part; returns the parts."""
+    from pgconnect.conninfo import parse  # pure Python; imported late: conninfo imports us
+    from pgconnect.errors import ConfigError
+
+    try:
+        parts = parse(url.strip())
+    except ConfigError as exc:  # already redacted
+        raise InvalidValue(f"{URL_NAME} is {exc.message}") from None
+    for keyword, part in parts.items():
+        if keyword in SECRET_KEYWORDS:
+            continue
+        try:
+            check_value(name_for(keyword), part)
+        except InvalidValue as exc:
+            raise InvalidValue(f"{URL_NAME} has an invalid {keyword}: {exc}") from None
+    try:
+        check_host_port_lists(parts.get("host"), parts.get("port"))
+    except InvalidValue as exc:
+        raise InvalidValue(f"{URL_NAME}: {exc}") from None
+    return parts
+
+
 def url_has_password(url: str) -> bool:
     """Does a connection string set a password (or another secret keyword) to a non-empty value?
 

@@ -142,17 +142,30 @@ def _decode(path: Path, data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_syntax_message(path, str(exc))) from None
+        raise ConfigError(_syntax_message(path, str(exc), data)) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few hundred levels of
+        # "[[[…" exhaust Python's stack. No pgconnect file nests more than three levels.
+        raise ConfigError(
+            f"{path}: invalid TOML: arrays or inline tables nested too deeply"
+        ) from None
 
 
-def _syntax_message(path: Path, msg: str) -> str:
+def _syntax_message(path: Path, msg: str, data: bytes = b"") -> str:
     m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
     if m:
         msg = msg[: m.start()].rstrip()
         return f"{path}:{m.group(1)}:{m.group(2)}: invalid TOML: {msg}"
     m = re.search(r"\(at end of document\)$", msg)
     if m:
-        return f"{path}: invalid TOML at end of document: {msg[: m.start()].rstrip()}"
+        # Still a line and a column (SPEC §1): those of the end of the file.
+        text = data.decode("utf-8", "replace")
+        line = text.count("\n") + 1
+        column = len(text) - (text.rfind("\n") + 1) + 1
+        return (
+            f"{path}:{line}:{column}: invalid TOML at the end of the file: "
+            f"{msg[: m.start()].rstrip()}"
+        )
     return f"{path}: invalid TOML: {msg}"
 
 
@@ -254,6 +267,11 @@ def validate_var(name: str, value: str) -> None:
             f"{name} is a secret (like a password) and never goes in the project file",
             hint=f"store it in the keyring: pgconnect secret put {name}",
         )
+    if name == params.URL_NAME:
+        try:
+            params.check_url(value)
+        except params.InvalidValue as exc:
+            raise ConfigError(str(exc)) from None
     secret_parts = params.url_secret_keywords(value) if name == params.URL_NAME else []
     if secret_parts:
         # Name the keyword, never its value.
@@ -486,6 +504,7 @@ def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
 
     real = Path(os.path.realpath(path))  # a symlinked file is written through to its target
     with _folder_lock(real.parent):
+        remove_stale_temporaries(real)
         try:
             data = real.read_bytes()
         except OSError as exc:
@@ -504,6 +523,31 @@ def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
         yield editor
         if editor.changed:
             editor.save()
+
+
+def _temporary_name(path: Path) -> re.Pattern[str]:
+    # What atomic_write's mkstemp makes: ".<name>." + 8 characters of [a-z0-9_] + ".tmp".
+    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp\Z")
+
+
+def remove_stale_temporaries(path: Path) -> list[str]:
+    """Remove what an atomic_write of PATH killed between mkstemp and rename left behind.
+
+    Call only under the folder lock: every pgconnect edit of this folder holds it for the whole
+    write, so a temporary file seen while we hold it belongs to no running edit. SIGKILL or a power
+    cut in that window necessarily leaves one; the next edit cleans it up. Returns the names.
+    """
+    pattern = _temporary_name(path)
+    try:
+        names = [n for n in os.listdir(path.parent) if pattern.match(n)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(path.parent / name)
+            removed.append(name)
+    return removed
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -581,6 +625,7 @@ def create(path: Path, text: str, *, force: bool) -> None:
     with _folder_lock(real.parent):
         if path.exists() and not force:
             raise ConfigError(f"{path} already exists; nothing was changed")
+        remove_stale_temporaries(real)
         atomic_write(real, data)
 
 

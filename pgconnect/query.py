@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pgconnect import render, sqltext
 from pgconnect.conninfo import redact
-from pgconnect.errors import QueryError, UsageError
+from pgconnect.errors import NetworkError, PgconnectError, QueryError, UsageError
 from pgconnect.sqltext import Statement
 
 if TYPE_CHECKING:
@@ -101,8 +101,18 @@ def parse_bindings(items: Sequence[str]) -> dict[str, str]:
 
 
 def prepare(request: Request) -> Plan:
-    """Split and check the SQL: empty input, psql meta-commands, parameters without a value,
-    COPY FROM STDIN, and transaction control inside --read-only/--timeout are usage errors."""
+    """Split and check the SQL: empty input, a NUL byte, psql meta-commands, parameters without
+    a value, COPY FROM STDIN, and transaction control inside --read-only/--timeout are usage
+    errors."""
+    nul = request.sql.find("\x00")
+    if nul >= 0:
+        # libpq sends SQL as a C string: everything after the NUL would be dropped silently, and
+        # "delete from t\0 where id = 5" would delete every row.
+        line, _, column = sqltext.locate(request.sql, nul)
+        raise UsageError(
+            f"the SQL contains a NUL byte (line {line}, column {column + 1}); PostgreSQL would "
+            "not see what follows it, so nothing was run"
+        )
     statements = sqltext.split(request.sql)
     if not statements:
         raise UsageError(
@@ -217,10 +227,45 @@ def convert(stmt: Statement, bindings: Mapping[str, str] | None) -> Sent:
 # --------------------------------------------------------------------------- errors
 
 
-def query_error(exc: Exception, sent: Sent | None, secrets: Sequence[str] = ()) -> QueryError:
-    """A psycopg error → QueryError: message, caret line, DETAIL, CONTEXT, SQLSTATE, hint."""
+#: SQLSTATEs that say the session is gone rather than that the SQL failed: admin_shutdown
+#: (57P01: a fast or smart restart, or pg_terminate_backend), crash_shutdown, cannot_connect_now;
+#: and class 08, connection exception.
+_SESSION_GONE = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: Exception) -> bool:
+    """Did EXC end the connection (server restart, terminated backend, network) rather than
+    report an error in the SQL? A statement timeout or a cancel (57014) is the latter."""
+    import psycopg
+
+    sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None) or getattr(
+        exc, "sqlstate", None
+    )
+    if sqlstate:
+        return sqlstate in _SESSION_GONE or sqlstate.startswith("08")
+    # libpq's own "server closed the connection unexpectedly", "SSL SYSCALL error: EOF", …
+    return isinstance(exc, psycopg.OperationalError)
+
+
+def query_error(
+    exc: Exception, sent: Sent | None, secrets: Sequence[str] = ()
+) -> QueryError | NetworkError:
+    """A psycopg error → QueryError: message, caret line, DETAIL, CONTEXT, SQLSTATE, hint; or,
+    when the connection itself was lost mid-query, NetworkError (exit 5: a script may retry)."""
     diag = getattr(exc, "diag", None)
     message = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    if connection_lost(exc):
+        sqlstate = getattr(diag, "sqlstate", None) or getattr(exc, "sqlstate", None)
+        first = message.splitlines()[0] if message else type(exc).__name__
+        return NetworkError(
+            redact(
+                f"the connection to the server was lost during the query: {first}"
+                + (f" (SQLSTATE {sqlstate})" if sqlstate else ""),
+                *secrets,
+            ),
+            hint="the server restarted or ended this session (pg_terminate_backend, failover, "
+            "network); the statement that was running may not have completed",
+        )
     details: list[str] = []
     position = getattr(diag, "statement_position", None)
     if position and sent is not None:
@@ -347,7 +392,7 @@ class _Runner:
 
     # ----------------------------------------------------------------- helpers
 
-    def _error(self, exc: Exception, sent: Sent | None) -> QueryError:
+    def _error(self, exc: Exception, sent: Sent | None) -> PgconnectError:
         return query_error(exc, sent, self.secrets)
 
     def _cursor(self) -> psycopg.RawCursor[Any]:

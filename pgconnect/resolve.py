@@ -164,8 +164,12 @@ def resolve_values(
                 params.check_value(name, raw)
             except params.InvalidValue as exc:
                 raise ConfigError(f"environment variable {exc}") from None
-            secret_like = name in declared_names or params.keyword_for(name) in (
-                params.SECRET_KEYWORDS
+            # A DB_URL that carries a password is a secret as a whole: `var list`/`var get`
+            # must not print it (SPEC §9), as they would a plain environment variable.
+            secret_like = (
+                name in declared_names
+                or params.keyword_for(name) in params.SECRET_KEYWORDS
+                or (name == params.URL_NAME and _url_has_password(raw))
             )
             value = Value(name, Secret(raw) if secret_like else raw, ENVIRONMENT)
         elif name in declared_names:
@@ -174,6 +178,15 @@ def resolve_values(
                     continue
                 service = service_name(project.name, decl_env)
                 got = the_store().get(service, name)
+                if got is not None and "\x00" in got.reveal():
+                    # Stored before pgconnect refused it (or by another tool): libpq would cut the
+                    # value at the NUL and log in with the rest.
+                    raise ConfigError(
+                        f"{name} in secret:{service} contains a NUL byte, which libpq cannot "
+                        "pass on",
+                        hint=f"store it again: pgconnect secret put {name}"
+                        + (f" --env {decl_env}" if decl_env else ""),
+                    )
                 if got is not None:
                     value = Value(name, got, f"secret:{service}")
                     break
@@ -186,6 +199,18 @@ def resolve_values(
         if value is not None:
             out[name] = value
     return out, missing
+
+
+def _url_has_password(url: str) -> bool:
+    try:
+        return params.url_has_password(url)
+    except ConfigError as exc:  # the message is already redacted
+        raise ConfigError(f"DB_URL (from {ENVIRONMENT}) is {exc.message}", hint=_URL_HINT) from None
+
+
+_URL_HINT = (
+    "check the URL's brackets and percent-encoding; pgconnect url shows a correctly encoded one"
+)
 
 
 def resolve(
@@ -227,9 +252,7 @@ def build_params(
             parts = parse(url.reveal())
         except ConfigError as exc:  # the message is already redacted
             raise ConfigError(
-                f"DB_URL (from {url.source}) is {exc.message}",
-                hint="check the URL's brackets and percent-encoding; pgconnect url shows a "
-                "correctly encoded one",
+                f"DB_URL (from {url.source}) is {exc.message}", hint=_URL_HINT
             ) from None
         for url_keyword, part in parts.items():
             try:

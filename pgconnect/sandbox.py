@@ -198,6 +198,22 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def _shared_tmp(user: str | None) -> str:
+    """A temp folder USER can reach: $TMPDIR may be private to us (libpam-tmpdir makes it
+    /tmp/user/0, mode 0700), and the server user must traverse to its cluster."""
+    candidates = [tempfile.gettempdir(), "/var/tmp", "/tmp"]
+    if user is None:
+        return candidates[0]
+    for candidate in candidates:
+        if os.path.isdir(candidate) and can_reach(user, Path(candidate)):
+            return candidate
+    raise CommandError(
+        f"the server user {user!r} can reach neither the project folder nor a temp folder "
+        f"({', '.join(candidates)})",
+        hint="put the project in a folder that user can traverse",
+    )
+
+
 def start(
     project: Project,
     env: str,
@@ -257,7 +273,9 @@ def start(
     else:
         # The server user cannot traverse to the project (e.g. under a 0700 home): keep the
         # cluster in a private folder of the system temp directory that it owns.
-        root = Path(tempfile.mkdtemp(prefix=f"pgconnect-{project.name}-{env}-"))
+        root = Path(
+            tempfile.mkdtemp(prefix=f"pgconnect-{project.name}-{env}-", dir=_shared_tmp(user))
+        )
     chown_to(user, root)
     os.chmod(root, 0o700)
     chosen_port = port or free_port()

@@ -7,6 +7,8 @@ Secret values travel in ``Secret``, whose repr/str is ``****``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 import threading
@@ -22,6 +24,19 @@ MASK = "****"
 T = TypeVar("T")
 
 
+#: Every secret value this process has held. The CLI's error boundary masks them in whatever it
+#: prints (messages, hints, --debug tracebacks), so a value that slipped into an exception on a
+#: path nobody foresaw is still not shown (SPEC §9). Shorter values are not masked in free text:
+#: masking "pw" would garble every message, and such a value protects nothing.
+_HELD: set[str] = set()
+MIN_MASKED_LENGTH = 4
+
+
+def held_values() -> list[str]:
+    """The secret values this process has held (long enough to mask), longest first."""
+    return sorted((v for v in _HELD if len(v) >= MIN_MASKED_LENGTH), key=len, reverse=True)
+
+
 class Secret:
     """A secret value: ``str()`` and ``repr()`` show ``****``; ``reveal()`` gives the value."""
 
@@ -29,6 +44,8 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if value:
+            _HELD.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -452,6 +469,17 @@ class FileStore:
         """Create the folder (0700) and the file (0600, O_EXCL) if they are missing."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError:
+            # Not the store file existing (handled below): something not a folder is in the way.
+            raise SecretStoreError(
+                f"cannot create the file store's folder {self.path.parent}: "
+                "something that is not a folder is in the way"
+            ) from None
+        except OSError as exc:
+            raise SecretStoreError(
+                f"cannot create the file store's folder {self.path.parent}: {exc.strerror}"
+            ) from None
+        try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             return  # _read() re-checks its mode before anything is written into it
@@ -465,7 +493,12 @@ class FileStore:
         import json
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".tmp")
+        except OSError as exc:
+            raise SecretStoreError(
+                f"cannot write the file store {self.path}: {exc.strerror}; nothing was changed"
+            ) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 os.fchmod(fh.fileno(), 0o600)
@@ -473,6 +506,14 @@ class FileStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+        except OSError as exc:
+            # A full disk, a quota: the old file is still whole; say so instead of crashing.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+            raise SecretStoreError(
+                f"cannot write the file store {self.path}: {reason}; nothing was changed"
+            ) from None
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -577,9 +618,14 @@ def _parse_json(text: str) -> dict[str, str | None]:
             )
         if value == "":
             raise BulkInputError(f"{key}: empty value refused (use null to delete)")
+        if value is not None and "\x00" in value:
+            raise BulkInputError(f"{key}: {_NUL_REFUSED}")
         out[key] = value
     return out
 
+
+#: libpq takes C strings: a value with a NUL would silently be cut there.
+_NUL_REFUSED = "the value contains a NUL byte, which libpq cannot pass on"
 
 _DOTENV_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 
@@ -601,6 +647,8 @@ def _parse_dotenv(text: str) -> dict[str, str | None]:
             raise BulkInputError(f"line {number}: {name} is given twice")
         if value == "":
             raise BulkInputError(f"line {number}: {name}: empty value refused")
+        if "\x00" in value:
+            raise BulkInputError(f"line {number}: {name}: {_NUL_REFUSED}")
         out[name] = value
     return out
 

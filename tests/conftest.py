@@ -492,3 +492,13 @@ def project_for(
         *extra,
     ]
     return write_project(folder, "\n".join(lines) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The reliability suites' case counts (tests/faultkit.py), cited by the README."""
+    module = sys.modules.get("tests.faultkit")
+    lines = module.tally_report() if module is not None else []
+    if lines:
+        terminalreporter.write_sep("-", "reliability: cases tried per class")
+        for line in lines:
+            terminalreporter.write_line(line)

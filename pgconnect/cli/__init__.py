@@ -9,14 +9,59 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
 from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
+
+if TYPE_CHECKING:
+    import threading
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null: what is still buffered, and any later write or flush, goes
+    nowhere instead of failing again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _Stdout:
+    """sys.stdout while a command runs: once the reader has gone away (``| head -1``), output
+    goes nowhere instead of raising BrokenPipeError, so the command ends with the exit status it
+    chose (a failed check piped into head is still exit 7). Without this, Click turns the EPIPE
+    into a silent exit 1, whatever the command had found.
+
+    ``buffer`` is the real one: ``query`` streams through it, and stops and cancels on EPIPE.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        try:
+            return self._inner.write(text)
+        except BrokenPipeError:
+            _drop_stdout()
+            return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._inner.flush()
+        except BrokenPipeError:
+            _drop_stdout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
 
 #: Each top-level command → the module under pgconnect/cli that registers it.
 COMMANDS = {
@@ -117,13 +162,51 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
     return build_app()
 
 
+def _mask(text: str) -> str:
+    """Mask every secret value this process has held (defence in depth: messages are redacted
+    where they are made; this catches a path that forgot)."""
+    from pgconnect.secrets import MASK, held_values
+
+    for value in held_values():
+        text = text.replace(value, MASK)
+    return text
+
+
+def _traceback(exc: BaseException) -> str:
+    """The traceback for --debug: never local variables (format_exception shows none), and
+    redacted like every other output, chained driver errors included."""
+    import traceback  # only on --debug: importing it costs ~4 ms per start
+
+    from pgconnect.conninfo import redact
+
+    return redact(_mask("".join(traceback.format_exception(exc))))
+
+
 def _print_error(exc: PgconnectError) -> None:
     err = sys.stderr
-    err.write(f"error: {exc.message}\n")
+    err.write(_mask(f"error: {exc.message}\n"))
     for line in getattr(exc, "details", []) or []:
-        err.write(f"{line}\n")
+        err.write(_mask(f"{line}\n"))
     if exc.hint:
-        err.write(f"hint: {exc.hint}\n")
+        err.write(_mask(f"hint: {exc.hint}\n"))
+
+
+def _unexpected(exc: BaseException, where: str = "") -> None:
+    sys.stderr.write(
+        f"error: unexpected {type(exc).__name__}{where}; this is a bug in pgconnect "
+        "(run again with --debug for the traceback)\n"
+    )
+    if common.STATE.debug:
+        sys.stderr.write(_traceback(exc))
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    """An exception that ends a worker thread: the same short line as in the main thread, not
+    Python's default traceback (SPEC §8: a traceback only with --debug)."""
+    if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _unexpected(args.exc_value, f" in thread {name}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,32 +222,26 @@ def main(argv: list[str] | None = None) -> None:
         application = build_app()
     else:
         application = _app_for(args)
+    import threading  # already imported by Typer: no start-up cost
+
+    threading.excepthook = _thread_excepthook
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     command = typer.main.get_command(application)
     try:
         command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
     except PgconnectError as exc:
         _print_error(exc)
         if common.STATE.debug:
-            import traceback  # only on --debug: importing it costs ~4 ms per start
-
-            traceback.print_exc()
+            sys.stderr.write(_traceback(exc))
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
-        # stdout closed early (e.g. `| head -1`): end quietly.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # stdout closed under a writer that does not go through _Stdout: end quietly.
+        _drop_stdout()
         sys.exit(0)
     except Exception as exc:
-        sys.stderr.write(
-            f"error: unexpected {type(exc).__name__}; this is a bug in pgconnect "
-            "(run again with --debug for the traceback)\n"
-        )
-        if common.STATE.debug:
-            # format_exception never includes local variables.
-            import traceback
-
-            sys.stderr.write("".join(traceback.format_exception(exc)))
+        _unexpected(exc)
         sys.exit(int(ExitCode.FAILURE))

@@ -60,6 +60,19 @@ def _check_name(name: str) -> None:
         raise ConfigError(str(exc)) from None
 
 
+def _check_value(name: str, value: str) -> None:
+    """A connection value is validated when set, as a variable is (SPEC §1): a DB_URL secret
+    that does not parse, or has sslmode=VERIFY-FULL, is refused now rather than at every use.
+    Messages never show a secret part (the parser's are redacted)."""
+    try:
+        if name == params.URL_NAME:
+            params.check_url(value)
+        elif params.is_connection_name(name):
+            params.check_value(name, value)
+    except params.InvalidValue as exc:
+        raise ConfigError(f"{exc}; nothing was stored") from None
+
+
 def _check_no_var(proj: Project, name: str, env: str | None) -> None:
     """A name that is both a variable and a secret is a configuration error (SPEC §2): refuse
     to create one. A base secret meets [vars] and every environment's vars."""
@@ -116,6 +129,11 @@ def _read_value(name: str) -> Secret:
             "empty value on stdin; nothing was stored",
             hint=f"pipe the value in: printf '%s' \"$VALUE\" | pgconnect secret put {name}",
         )
+    if "\x00" in value:
+        # libpq takes C strings: it would silently send only what comes before the NUL.
+        raise UsageError(
+            "the value on stdin contains a NUL byte, which libpq cannot pass on; nothing was stored"
+        )
     return Secret(value)
 
 
@@ -157,6 +175,7 @@ def put(
     _check_name(name)
     _check_no_var(ctx.project, name, ctx.env)
     value = _read_value(name)
+    _check_value(name, value.reveal())
     store = common.open_store()
     service = service_name(ctx.project.name, ctx.env)
     # Store inside the edit: if the store fails, the declaration is not written either.
@@ -298,6 +317,7 @@ def bulk(
     for name, value in entries.items():
         _check_name(name)
         if value is not None:
+            _check_value(name, value)
             _check_no_var(ctx.project, name, ctx.env)
     service = service_name(ctx.project.name, ctx.env)
     width = max(len(n) for n in entries)
