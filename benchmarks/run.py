@@ -71,11 +71,14 @@ def run_once(argv: Sequence[str], env: dict[str, str]) -> Sample:
 
 
 def interleave(variants: Sequence[Variant], runs: int, warmup: int = 1) -> None:
+    """A B C, B C A, C A B, …: interleaved so a busy machine slows every variant alike, and
+    rotated so no variant always runs first (or always right after the same neighbour)."""
     for _ in range(warmup):
         for v in variants:
             run_once(v.argv, v.env)
-    for _ in range(runs):
-        for v in variants:
+    for i in range(runs):
+        shift = i % len(variants)
+        for v in [*variants[shift:], *variants[:shift]]:
             v.samples.append(run_once(v.argv, v.env))
 
 
