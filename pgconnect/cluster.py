@@ -96,6 +96,26 @@ def chown_to(user: str | None, *paths: Path) -> None:
         os.chown(p, entry.pw_uid, entry.pw_gid)
 
 
+def postmaster_alive(pid: int | None) -> bool:
+    """Is PID a live PostgreSQL server process (not a pid reused after a crash or reboot)?"""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    # A pid left in a stale postmaster.pid may have been reused after a crash or reboot.
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if Path("/proc/self/cmdline").exists():
+        try:
+            return b"postgres" in cmdline.read_bytes()
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Cluster:
     """One cluster: data folder, socket folder, port. ``root`` is owned by the server user."""
@@ -231,18 +251,7 @@ class Cluster:
         self._pg_ctl("restart", "-l", str(self.logfile), "-m", mode)
 
     def is_running(self) -> bool:
-        pidfile = self.datadir / "postmaster.pid"
-        try:
-            pid = int(pidfile.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return postmaster_alive(self.pid())
 
     def pid(self) -> int | None:
         try:

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from pgconnect import project as projectfile
-from pgconnect.cluster import Cluster, can_reach, chown_to, find_bindir, free_port, server_user
+from pgconnect.cluster import (
+    Cluster,
+    can_reach,
+    chown_to,
+    find_bindir,
+    free_port,
+    postmaster_alive,
+    server_user,
+)
 from pgconnect.conninfo import redact
 from pgconnect.errors import CommandError
 from pgconnect.project import Project
@@ -155,27 +163,8 @@ def _save_state(project: Project, state: State) -> None:
     projectfile.atomic_write(state_path(project, state.env), data, mode=0o644)
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    # A pid left in a stale postmaster.pid may have been reused after a crash or reboot.
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if Path("/proc/self/cmdline").exists():
-        try:
-            return b"postgres" in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
-
-
 def _running(state: State) -> bool:
-    return _alive(state.cluster().pid())
+    return postmaster_alive(state.cluster().pid())
 
 
 def status(project: Project, env: str) -> Status:
@@ -366,7 +355,7 @@ def _clear_leftover(root: Path) -> None:
         return
     leftover = Cluster(root=root, port=0, bindir=Path("/"), user=None)
     pid = leftover.pid()
-    if _alive(pid):
+    if postmaster_alive(pid):
         raise CommandError(
             f"a PostgreSQL server (pid {pid}) runs in {root} but pgconnect has no record of it",
             hint=f"stop it first: pg_ctl -D {leftover.datadir} stop",
@@ -498,18 +487,18 @@ def _remove(state: State, project: Project) -> list[str]:
     """Stop the server (fast, then immediate, then SIGKILL) and delete the cluster and its CA."""
     cluster = state.cluster()
     pid = cluster.pid()
-    if _alive(pid):
+    if postmaster_alive(pid):
         try:
             cluster.stop(mode="fast")
         except CommandError:
             with contextlib.suppress(CommandError):
                 cluster.stop(mode="immediate")
         _wait_gone(pid, 20)
-        if _alive(pid) and pid is not None:
+        if postmaster_alive(pid) and pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
             _wait_gone(pid, 5)
-        if _alive(pid):
+        if postmaster_alive(pid):
             raise CommandError(
                 f"the sandbox server (pid {pid}) did not stop",
                 hint=f"stop it by hand: pg_ctl -D {cluster.datadir} -m immediate stop",
@@ -530,7 +519,7 @@ def _remove(state: State, project: Project) -> list[str]:
 
 def _wait_gone(pid: int | None, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
+    while postmaster_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

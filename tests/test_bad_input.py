@@ -27,6 +27,7 @@ import pytest
 from tests.cli_tree import registered, skip_unless
 from tests.conftest import KeyringSession, Result, Servers, project_for, run_cli, write_project
 from tests.faultkit import SENTINEL, error_lines, has_traceback, tally
+from tests.libpq_cases import LIBPQ_INVALID_URIS
 
 # --------------------------------------------------------------------------- helpers
 
@@ -249,24 +250,6 @@ def test_mismatched_host_and_port_lists(isolated: Path, hosts: str, ports: str) 
 
 
 # --------------------------------------------------------------------------- libpq's own bad URIs
-
-# The invalid URIs of PostgreSQL's src/interfaces/libpq/test/regress.in (the cases its
-# expected output answers with an error), as written there.
-LIBPQ_INVALID_URIS = [
-    "postgresql://host?uzer=",
-    "postgre://",
-    "postgres://[::1",
-    "postgres://[]",
-    "postgres://[::1]z",
-    "postgresql://host?zzz",
-    "postgresql://host?value1&value2",
-    "postgresql://host?key=key=value",
-    "postgres://host?dbname=%XXfoo",
-    "postgresql://a%00b",
-    "postgresql://%zz",
-    "postgresql://%1",
-    "postgresql://%",
-]
 
 
 def with_password(uri: str) -> str | None:

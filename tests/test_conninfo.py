@@ -26,6 +26,7 @@ from pgconnect.project import parse as parse_project
 from pgconnect.resolve import LIBPQ_ENV, resolve
 from pgconnect.secrets import Secret
 from tests.conftest import REPO
+from tests.libpq_cases import LIBPQ_INVALID_URIS
 
 WEIRD = "p@ss:w/rd %?#'\"\\+=&"
 
@@ -81,19 +82,7 @@ LIBPQ_URI_CASES = [
     "postgres:///db",
     "postgres://uri-user@/db",
     "postgres://?host=/path/to/socket/dir",
-    "postgresql://host?uzer=",
-    "postgre://",
-    "postgres://[::1",
-    "postgres://[]",
-    "postgres://[::1]z",
-    "postgresql://host?zzz",
-    "postgresql://host?value1&value2",
-    "postgresql://host?key=key=value",
-    "postgres://host?dbname=%XXfoo",
-    "postgresql://a%00b",
-    "postgresql://%zz",
-    "postgresql://%1",
-    "postgresql://%",
+    *LIBPQ_INVALID_URIS,
     "postgres://@host",
     "postgres://host:/",
     "postgres://:12345/",
