@@ -415,7 +415,7 @@ def with_debug(c: Case) -> list[str]:
 
 def check_run(c: Case, run: Watched, debug: bool, h: Hygiene, project: Path) -> None:
     label = f"{c.id}{' --debug' if debug else ''}"
-    assert run.returncode == c.expect, (label, run.result)
+    assert run.returncode == c.expect, f"{label}: rc={run.returncode}\n{run.result.stderr}"
     found = leaks(
         run,
         SENTINEL,
