@@ -12,6 +12,7 @@ import errno
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -370,10 +371,18 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 
 
 def _call(call: Callable[[], T], secret: Secret | None = None) -> T:
-    try:
-        return call()
-    except _store_errors() as exc:
-        raise _classify(exc, secret) from None
+    """Run one keyring call; classify its failure. A failure of no known kind (a D-Bus reply
+    lost on a busy session bus, a reset socket) is tried once more before it is reported: every
+    call here is idempotent, and a failure that is real fails the same way again."""
+    for attempt in (1, 2):
+        try:
+            return call()
+        except _store_errors() as exc:
+            error = _classify(exc, secret)
+            if attempt == 2 or type(error) is not KeyringFailedError:
+                raise error from None
+        time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def _classify(exc: BaseException, secret: Secret | None = None) -> SecretStoreError:
