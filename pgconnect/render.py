@@ -296,24 +296,23 @@ _COPY_ESCAPES = [
 _COPY_JSON_ESCAPES = [(b"\\n", b" "), (b"\\r", b" "), (b"\\t", b" ")]
 
 
-def unescape_copy_text(chunk: bytes) -> bytes:
-    """COPY … (FORMAT text) bytes → the raw values (psql -At style)."""
+def _unescape_copy(chunk: bytes, escapes: list[tuple[bytes, bytes]]) -> bytes:
     if b"\\" not in chunk:
         return chunk
     chunk = chunk.replace(b"\\\\", b"\x00")
-    for escaped, raw in _COPY_ESCAPES:
+    for escaped, raw in escapes:
         chunk = chunk.replace(escaped, raw)
     return chunk.replace(b"\x00", b"\\")
+
+
+def unescape_copy_text(chunk: bytes) -> bytes:
+    """COPY … (FORMAT text) bytes → the raw values (psql -At style)."""
+    return _unescape_copy(chunk, _COPY_ESCAPES)
 
 
 def unescape_copy_json(chunk: bytes) -> bytes:
     """COPY text-format lines of row_to_json output → JSON lines."""
-    if b"\\" not in chunk:
-        return chunk
-    chunk = chunk.replace(b"\\\\", b"\x00")
-    for escaped, raw in _COPY_JSON_ESCAPES:
-        chunk = chunk.replace(escaped, raw)
-    return chunk.replace(b"\x00", b"\\")
+    return _unescape_copy(chunk, _COPY_JSON_ESCAPES)
 
 
 # --------------------------------------------------------------------------- result shapes

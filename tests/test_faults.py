@@ -380,24 +380,6 @@ def test_var_set_killed_at_each_step_of_the_write(
 # --------------------------------------------------------------------------- a full disk
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs (skipped where mounting is not permitted)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def fill(folder: Path, leave: int) -> None:
     """Fill the file system of FOLDER until at most LEAVE bytes are free."""
     with open(folder / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):

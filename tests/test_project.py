@@ -627,34 +627,22 @@ def test_a_folder_we_cannot_write_is_a_clear_error_with_no_temporary_file(
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_a_full_disk_is_a_clear_error_with_no_temporary_file(tmp_path: Path) -> None:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        path = mount / "pgconnect.toml"
-        path.write_text('name = "full"\n[vars]\nDB_NAME = "app"\n')
-        with open(mount / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
-            while True:
-                filler.write(b"x" * 4096)
-        with pytest.raises(OSError, match="No space left on device") as info:
-            (mount / "probe").write_bytes(b"x" * 4096)
-        assert info.value.errno == errno.ENOSPC
-        (mount / "probe").unlink(missing_ok=True)
-        with unchanged(path):
-            r = run_cli("var", "set", "DB_HOST", "x" * 8000, cwd=mount)
-        assert_clean_failure(r, 1)
-        assert error_lines(r) == [
-            f"error: cannot write {path}: the disk is full; the file was not changed"
-        ]
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+def test_a_full_disk_is_a_clear_error_with_no_temporary_file(small_disk: Path) -> None:
+    path = small_disk / "pgconnect.toml"
+    path.write_text('name = "full"\n[vars]\nDB_NAME = "app"\n')
+    with open(small_disk / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"x" * 4096)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        (small_disk / "probe").write_bytes(b"x" * 4096)
+    assert info.value.errno == errno.ENOSPC
+    (small_disk / "probe").unlink(missing_ok=True)
+    with unchanged(path):
+        r = run_cli("var", "set", "DB_HOST", "x" * 8000, cwd=small_disk)
+    assert_clean_failure(r, 1)
+    assert error_lines(r) == [
+        f"error: cannot write {path}: the disk is full; the file was not changed"
+    ]
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o600, 0o664])
