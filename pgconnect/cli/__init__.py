@@ -1,25 +1,26 @@
-"""The command-line layer: the Typer app, its command groups, and the one error boundary.
+"""The command-line layer: the entry point and the one error boundary.
 
-Only this package prints or exits. ``main()`` runs the app and turns every ``PgconnectError`` into a
-one-line message (and a hint) on stderr with the exit status of SPEC §8. An unexpected exception
-prints a short message; its traceback only with ``--debug``, never with local variables.
+Only this package prints or exits. ``main()`` runs the command (through the Typer app of
+``root``, or for a plain ``query`` through ``query.fast`` without Typer) and turns every
+``PgconnectError`` into a one-line message (and a hint) on stderr with the exit status of SPEC §8.
+An unexpected exception prints a short message; its traceback only with ``--debug``, never with
+local variables.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-import typer
-
-from pgconnect import __version__
 from pgconnect.cli import common
 from pgconnect.errors import ExitCode, PgconnectError
 
 if TYPE_CHECKING:
     import threading
+
+    import typer
 
 
 def _drop_stdout() -> None:
@@ -63,81 +64,6 @@ class _Stdout:
         return getattr(self._inner, name)
 
 
-#: Each top-level command → the module under pgconnect/cli that registers it.
-COMMANDS = {
-    "init": "project",
-    "var": "project",
-    "explain": "project",
-    "secret": "secret",
-    "url": "connect",
-    "exec": "connect",
-    "psql": "connect",
-    "check": "check",
-    "query": "query",
-    "sandbox": "sandbox",
-}
-MODULES = ("project", "secret", "connect", "check", "query", "sandbox")
-
-
-def _version(value: bool) -> None:
-    if not value:
-        return
-    import psycopg
-
-    libpq = psycopg.pq.version()
-    libpq_text = f"{libpq // 10000}.{libpq % 10000}" if libpq >= 100000 else str(libpq)
-    common.out(f"pgconnect {__version__}")
-    common.out(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__})")
-    common.out(f"libpq {libpq_text}")
-    raise typer.Exit(0)
-
-
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            help="Show pgconnect, psycopg and libpq versions.",
-            is_eager=True,
-            callback=_version,
-        ),
-    ] = False,
-) -> None:
-    """Connect code and scripts to PostgreSQL: project variables in pgconnect.toml, passwords
-    in the OS keyring, verified TLS, and queries as tables, JSON or CSV.
-
-    Examples:
-
-      pgconnect init && pgconnect var set DB_HOST db.example.com
-
-      pgconnect secret put DB_PASSWORD
-
-      pgconnect check --sslmode all
-
-      pgconnect query "select now()" --json
-    """
-
-
-def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
-    """The Typer app with the command groups of MODULES (all of them by default)."""
-    # The root's help is _root's docstring (with its examples): Typer(help=...) would replace it.
-    application = typer.Typer(
-        name="pgconnect",
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        pretty_exceptions_show_locals=False,
-        rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-    application.callback()(_root)
-    for name in modules:
-        # __import__ rather than importlib.import_module: the latter bypasses -X importtime,
-        # which the start-up tests read.
-        __import__(f"pgconnect.cli.{name}", fromlist=["register"]).register(application)
-    return application
-
-
 _full_app: list[typer.Typer] = []
 
 
@@ -146,20 +72,10 @@ def __getattr__(name: str) -> typer.Typer:
     if name != "app":
         raise AttributeError(name)
     if not _full_app:
-        _full_app.append(build_app())
+        from pgconnect.cli import root
+
+        _full_app.append(root.build_app())
     return _full_app[0]
-
-
-def _app_for(args: Sequence[str]) -> typer.Typer:
-    """Start-up matters in shell loops (issue #8): when the command is known, build only its group.
-
-    Building every command's Click object and importing every command module costs ~15 ms per
-    run; help, completion and unknown commands still get the whole app.
-    """
-    name = next((a for a in args if not a.startswith("-")), None)
-    if name in COMMANDS and not any(a in ("-h", "--help") for a in args[:1]):
-        return build_app((COMMANDS[name],))
-    return build_app()
 
 
 def _mask(text: str) -> str:
@@ -209,27 +125,47 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     _unexpected(args.exc_value, f" in thread {name}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
+def _typer_command(args: Sequence[str]) -> Callable[[], None]:
+    from pgconnect.cli import root
     from pgconnect.completion import COMPLETE_VAR
 
-    args = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get(COMPLETE_VAR):
         # A <Tab> from the scripts in completions/ (SPEC §10): Typer answers and exits.
         from pgconnect.completion import install_classes
 
         install_classes()
-        application = build_app()
+        application = root.build_app()
     else:
-        application = _app_for(args)
-    import threading  # already imported by Typer: no start-up cost
+        application = root.app_for(args)
+    import typer
+
+    command = typer.main.get_command(application)
+    return lambda: command.main(args=list(args), prog_name="pgconnect", standalone_mode=True)
+
+
+def _command(args: Sequence[str]) -> Callable[[], None]:
+    """What to run: ``query`` with plain arguments skips Typer (~20 ms of start-up, issue #8)."""
+    from pgconnect.completion import COMPLETE_VAR
+
+    if args[:1] == ["query"] and not os.environ.get(COMPLETE_VAR):
+        from pgconnect.cli import query
+
+        fast = query.fast(args[1:])
+        if fast is not None:
+            return fast
+    return _typer_command(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    import threading  # imported by Typer and psycopg anyway: no start-up cost
 
     threading.excepthook = _thread_excepthook
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
-    command = typer.main.get_command(application)
     try:
-        command.main(args=argv, prog_name="pgconnect", standalone_mode=True)
+        _command(args)()
     except PgconnectError as exc:
         _print_error(exc)
         if common.STATE.debug:

@@ -9,7 +9,7 @@ import typer
 
 from pgconnect import params
 from pgconnect.cli import common
-from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
+from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
 from pgconnect.errors import UsageError
 
 if TYPE_CHECKING:

@@ -1,8 +1,11 @@
 """What every command shares: the global options, loading the project, and output helpers.
 
 ``--config``, ``--env/-e`` and ``--debug`` are accepted on every command after its name (SPEC §8);
-they are declared once here as Annotated types and recorded in ``STATE`` by their callbacks so the
-error boundary knows about ``--debug`` even when a command fails before its body runs.
+they are declared once in ``options`` and recorded in ``STATE`` by their callbacks (``remember``)
+so the error boundary knows about ``--debug`` even when a command fails before its body runs.
+
+No Typer here: ``query``'s start-up fast path (issue #8) runs commands through this module
+without importing it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-import typer
+from typing import TYPE_CHECKING, Any, Literal
 
 from pgconnect import project as projectfile
 from pgconnect.errors import ConfigError, PgconnectError
@@ -43,7 +44,7 @@ STATE = State()
 STARTED = time.monotonic()
 
 
-def _remember(attr: str) -> Callable[[Any], Any]:
+def remember(attr: str) -> Callable[[Any], Any]:
     def callback(value: Any) -> Any:
         if value is not None and value is not False:
             setattr(STATE, attr, value)
@@ -52,7 +53,7 @@ def _remember(attr: str) -> Callable[[Any], Any]:
     return callback
 
 
-def _complete_env(incomplete: str) -> list[str]:
+def complete_env(incomplete: str) -> list[str]:
     try:
         proj = projectfile.load(projectfile.find(STATE.config))
     except Exception:  # completion must never fail loudly
@@ -87,37 +88,6 @@ def complete_sslmode(incomplete: str) -> list[str]:
     from pgconnect.params import SSLMODES
 
     return [m for m in (*SSLMODES, "all") if m.startswith(incomplete)]
-
-
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--config",
-        help="Project file to use (default: $PGCONNECT_CONFIG, else the nearest pgconnect.toml).",
-        callback=_remember("config"),
-        metavar="PATH",
-    ),
-]
-EnvOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--env",
-        "-e",
-        help="Environment ([env.NAME] in the project file; default: $PGCONNECT_ENV, else the base).",
-        callback=_remember("env"),
-        autocompletion=_complete_env,
-        metavar="NAME",
-    ),
-]
-DebugOpt = Annotated[
-    bool,
-    typer.Option(
-        "--debug",
-        help="Show a traceback (never with local variables) for unexpected errors.",
-        callback=_remember("debug"),
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @dataclass

@@ -18,7 +18,7 @@ import typer
 from pgconnect import conninfo, params
 from pgconnect import project as projectfile
 from pgconnect.cli import common
-from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt
+from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt
 from pgconnect.errors import ConfigError, UsageError
 from pgconnect.secrets import MASK, Secret, SecretStore
 

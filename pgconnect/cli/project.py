@@ -12,7 +12,7 @@ import typer
 from pgconnect import params
 from pgconnect import project as projectfile
 from pgconnect.cli import common
-from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
+from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
 from pgconnect.errors import ConfigError
 
 var_app = typer.Typer(

@@ -5,31 +5,155 @@ connection, and hand the rest to ``pgconnect.query.run`` with a ``render.Writer`
 stdout carries data only; notices, row counts and errors go to stderr.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: register() declares the command with Typer's
+# Annotated options evaluated in its own scope, so loading this module imports no Typer, and
+# plain argument lists run without it (``fast``, start-up: issue #8).
 
+import contextlib
 import os
-import shutil
 import signal
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
-
-from pgconnect.cli import common
-from pgconnect.cli.common import ConfigOpt, DebugOpt, EnvOpt
+from pgconnect.cli import argv, common
 from pgconnect.errors import Interrupted, RejectedError, Terminated, UsageError
 from pgconnect.render import OutputFormat
 
 if TYPE_CHECKING:
+    import typer
+
     from pgconnect.render import Written
 
 CONNECT_TIMEOUT = 10.0  # seconds, unless DB_CONNECT_TIMEOUT says otherwise
 DEFAULT_MAX_ROWS = 1000
 
 
-def register(app: typer.Typer) -> None:
-    app.command("query")(query)
+def register(app: "typer.Typer") -> None:
+    import typer
+
+    from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt
+
+    @app.command("query")
+    def query(
+        sql: Annotated[
+            str | None,
+            typer.Argument(
+                help="The SQL to run; several statements are separated by ';'. Omitted or '-': "
+                "read it from stdin.",
+                metavar="SQL",
+                show_default=False,
+            ),
+        ] = None,
+        file: Annotated[
+            str | None,
+            typer.Option(
+                "--file", "-f", help="Read the SQL from FILE ('-': stdin).", metavar="FILE"
+            ),
+        ] = None,
+        fmt: Annotated[
+            OutputFormat | None,
+            typer.Option(
+                "--format",
+                help="Output format (default: table on a terminal, plain otherwise).",
+                case_sensitive=False,
+                show_default=False,
+            ),
+        ] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+        param: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--param",
+                "-p",
+                help="Bind %(NAME)s in the SQL to VALUE, server-side (repeatable).",
+                metavar="NAME=VALUE",
+                show_default=False,
+            ),
+        ] = None,
+        read_only: Annotated[
+            bool, typer.Option("--read-only", help="Run in a read-only transaction.")
+        ] = False,
+        timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout",
+                help="Cancel a statement that runs longer than S seconds (statement_timeout).",
+                metavar="S",
+                show_default=False,
+            ),
+        ] = None,
+        max_rows: Annotated[
+            int | None,
+            typer.Option(
+                "--max-rows",
+                help=f"Table format: show at most N rows (default {DEFAULT_MAX_ROWS}; 0: all).",
+                metavar="N",
+                show_default=False,
+            ),
+        ] = None,
+        config: ConfigOpt = None,
+        env: EnvOpt = None,
+        debug: DebugOpt = False,
+    ) -> None:
+        """Run SQL and print the rows: a table for people, plain/CSV/TSV/JSON for scripts.
+
+        Results stream (memory stays flat) in every format but table. Exit 1 when the server
+        reports an error, 130 on Ctrl-C and 143 on SIGTERM (the query is cancelled on the server).
+
+        Examples:
+
+          pgconnect query "select now()"
+
+          n=$(pgconnect query "select count(*) from users")
+
+          pgconnect query --json "select * from users where id = %(id)s" -p id=42
+
+          pgconnect query -f report.sql --format csv > report.csv
+
+          pgconnect query --read-only --timeout 5 -e staging "select * from pg_stat_activity"
+        """
+        run(sql, file, fmt, json_out, param, read_only, timeout, max_rows, config, env)
+
+
+def _format(value: str) -> OutputFormat | None:
+    # Typer's choice is case-insensitive; non-ASCII spellings are left to it.
+    if not value.isascii():
+        return None
+    return next((f for f in OutputFormat if f.value == value.lower()), None)
+
+
+#: query's options for ``argv.parse``, the same as register() declares (a test compares them).
+OPTIONS = (
+    argv.Option("file", ("--file", "-f"), str),
+    argv.Option("fmt", ("--format",), _format),
+    argv.Option("json_out", ("--json",)),
+    argv.Option("param", ("--param", "-p"), str, multiple=True),
+    argv.Option("read_only", ("--read-only",)),
+    argv.Option("timeout", ("--timeout",), float),
+    argv.Option("max_rows", ("--max-rows",), int),
+    argv.Option("config", ("--config",), str),
+    argv.Option("env", ("--env", "-e"), str),
+    argv.Option("debug", ("--debug",)),
+)
+POSITIONALS = ("sql",)
+
+
+def fast(args: Sequence[str]) -> Callable[[], None] | None:
+    """``pgconnect query ARGS`` without Typer, when ``argv.parse`` can read ARGS; else None."""
+    parsed = argv.parse(args, OPTIONS, POSITIONALS)
+    if parsed is None:
+        return None
+    return lambda: _run_parsed(parsed)
+
+
+def _run_parsed(parsed: dict[str, Any]) -> None:
+    debug = parsed.pop("debug")
+    # What the options' callbacks do under Typer: the error boundary reads common.STATE.
+    for attr, value in (("config", parsed["config"]), ("env", parsed["env"]), ("debug", debug)):
+        common.remember(attr)(value)
+    run(**parsed)
 
 
 class _SigTerm(KeyboardInterrupt):
@@ -40,85 +164,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _SigTerm()
 
 
-def query(
-    sql: Annotated[
-        str | None,
-        typer.Argument(
-            help="The SQL to run; several statements are separated by ';'. Omitted or '-': read "
-            "it from stdin.",
-            metavar="SQL",
-            show_default=False,
-        ),
-    ] = None,
-    file: Annotated[
-        str | None,
-        typer.Option("--file", "-f", help="Read the SQL from FILE ('-': stdin).", metavar="FILE"),
-    ] = None,
-    fmt: Annotated[
-        OutputFormat | None,
-        typer.Option(
-            "--format",
-            help="Output format (default: table on a terminal, plain otherwise).",
-            case_sensitive=False,
-            show_default=False,
-        ),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            "-p",
-            help="Bind %(NAME)s in the SQL to VALUE, server-side (repeatable).",
-            metavar="NAME=VALUE",
-            show_default=False,
-        ),
-    ] = None,
-    read_only: Annotated[
-        bool, typer.Option("--read-only", help="Run in a read-only transaction.")
-    ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help="Cancel a statement that runs longer than S seconds (statement_timeout).",
-            metavar="S",
-            show_default=False,
-        ),
-    ] = None,
-    max_rows: Annotated[
-        int | None,
-        typer.Option(
-            "--max-rows",
-            help=f"Table format: show at most N rows (default {DEFAULT_MAX_ROWS}; 0: all).",
-            metavar="N",
-            show_default=False,
-        ),
-    ] = None,
-    config: ConfigOpt = None,
-    env: EnvOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Run SQL and print the rows: a table for people, plain/CSV/TSV/JSON for scripts.
-
-    Results stream (memory stays flat) in every format but table. Exit 1 when the server reports
-    an error, 130 on Ctrl-C and 143 on SIGTERM (the query is cancelled on the server).
-
-    Examples:
-
-      pgconnect query "select now()"
-
-      n=$(pgconnect query "select count(*) from users")
-
-      pgconnect query --json "select * from users where id = %(id)s" -p id=42
-
-      pgconnect query -f report.sql --format csv > report.csv
-
-      pgconnect query --read-only --timeout 5 -e staging "select * from pg_stat_activity"
-    """
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM cancel the query (exit 130/143); a reader that went away ends it."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        _query(sql, file, fmt, json_out, param, read_only, timeout, max_rows, config, env)
+        yield
     except _SigTerm:
         raise Terminated("terminated") from None
     except KeyboardInterrupt:
@@ -127,12 +178,11 @@ def query(
         # The reader went away (`| head -1`): the query was cancelled on the way out; end
         # quietly, with success, as the reader asked for no more.
         _drop_stdout()
-        raise typer.Exit(0) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _query(
+def run(
     sql: str | None,
     file: str | None,
     fmt: OutputFormat | None,
@@ -144,55 +194,57 @@ def _query(
     config: str | None,
     env: str | None,
 ) -> None:
-    chosen = _choose_format(fmt, json_out, max_rows)
-    if timeout is not None and not timeout > 0:
-        raise UsageError("--timeout must be a number of seconds greater than 0")
-    if max_rows is not None and max_rows < 0:
-        raise UsageError("--max-rows must be 0 (all rows) or more")
-    text = _read_sql(sql, file)
+    """The command, however its arguments were parsed."""
+    with _interruptible():
+        chosen = _choose_format(fmt, json_out, max_rows)
+        if timeout is not None and not timeout > 0:
+            raise UsageError("--timeout must be a number of seconds greater than 0")
+        if max_rows is not None and max_rows < 0:
+            raise UsageError("--max-rows must be 0 (all rows) or more")
+        text = _read_sql(sql, file)
 
-    from pgconnect import query as q
-    from pgconnect import render
+        from pgconnect import query as q
+        from pgconnect import render
 
-    request = q.Request(
-        sql=text,
-        bindings=q.parse_bindings(param) if param else None,
-        read_only=read_only,
-        timeout=timeout,
-    )
-    plan = q.prepare(request)
-    for name in plan.unused_bindings:
-        common.warn(f"-p {name} is not used by the SQL (no %({name})s placeholder)")
-
-    ctx = common.load(config, env)
-    resolution = ctx.resolve(connection_only=True)
-    warning = resolution.missing_secret_warning()
-    if warning:
-        common.warn(warning)
-    params = resolution.connect_params()
-
-    limit = DEFAULT_MAX_ROWS if max_rows is None else max_rows
-    style = render.TableStyle(
-        width=shutil.get_terminal_size((80, 24)).columns,
-        color=_color(),
-        max_rows=limit or None,
-    )
-    out = sys.stdout.buffer
-    writer = render.Writer(chosen, out, statements=len(plan.statements), table=style)
-    events = _Events(chosen, limit)
-    try:
-        q.run(
-            params,
-            request,
-            plan,
-            writer,
-            events,
-            connect_timeout=None if "connect_timeout" in params else CONNECT_TIMEOUT,
+        request = q.Request(
+            sql=text,
+            bindings=q.parse_bindings(param) if param else None,
+            read_only=read_only,
+            timeout=timeout,
         )
-    except RejectedError as exc:
-        if resolution.missing_secrets and resolution.missing_secret_warning():
-            exc.hint = resolution.missing_secret_warning()
-        raise
+        plan = q.prepare(request)
+        for name in plan.unused_bindings:
+            common.warn(f"-p {name} is not used by the SQL (no %({name})s placeholder)")
+
+        ctx = common.load(config, env)
+        resolution = ctx.resolve(connection_only=True)
+        warning = resolution.missing_secret_warning()
+        if warning:
+            common.warn(warning)
+        params = resolution.connect_params()
+
+        limit = DEFAULT_MAX_ROWS if max_rows is None else max_rows
+        style = render.TableStyle(
+            width=_terminal_width() if chosen is OutputFormat.table else 80,
+            color=_color(),
+            max_rows=limit or None,
+        )
+        out = sys.stdout.buffer
+        writer = render.Writer(chosen, out, statements=len(plan.statements), table=style)
+        events = _Events(chosen, limit)
+        try:
+            q.run(
+                params,
+                request,
+                plan,
+                writer,
+                events,
+                connect_timeout=None if "connect_timeout" in params else CONNECT_TIMEOUT,
+            )
+        except RejectedError as exc:
+            if resolution.missing_secrets and resolution.missing_secret_warning():
+                exc.hint = resolution.missing_secret_warning()
+            raise
 
 
 def _choose_format(fmt: OutputFormat | None, json_out: bool, max_rows: int | None) -> OutputFormat:
@@ -234,6 +286,12 @@ def _decode(data: bytes, where: str) -> str:
         raise UsageError(f"{where} is not UTF-8 text (byte {exc.start})") from None
 
 
+def _terminal_width() -> int:
+    import shutil  # tables only: ~1.5 ms of start-up the other formats need not pay
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
 def _color() -> bool:
     if not common.stdout_is_tty() or common.no_color():
         return False
@@ -270,7 +328,7 @@ class _Events:
     def notice(self, severity: str, message: str) -> None:
         self._say(f"{severity}:  {message}")
 
-    def result(self, status: str | None, written: Written | None) -> None:
+    def result(self, status: str | None, written: "Written | None") -> None:
         if self.fmt is not OutputFormat.table:
             return
         if written is None:

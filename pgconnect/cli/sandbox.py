@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pgconnect.cli import common
-from pgconnect.cli.common import ConfigOpt, DebugOpt, JsonOpt
+from pgconnect.cli.options import ConfigOpt, DebugOpt, JsonOpt
 
 if TYPE_CHECKING:
     from pgconnect.sandbox import State
@@ -39,8 +39,8 @@ SandboxEnvOpt = Annotated[
         "-e",
         help="Environment the sandbox uses ([env.NAME] in the project file; default: sandbox, "
         "whatever $PGCONNECT_ENV says).",
-        callback=common._remember("env"),
-        autocompletion=common._complete_env,
+        callback=common.remember("env"),
+        autocompletion=common.complete_env,
         metavar="NAME",
     ),
 ]

@@ -1,0 +1,79 @@
+"""A parser for the plain argument lists of one command, so a hot command can skip Typer.
+
+Importing Typer and building a Click command from a signature costs ~20 ms per run, a sixth of
+``pgconnect query``'s start-up (issue #8: shell loops). ``parse`` reads the arguments people and
+scripts actually type — known options as ``--name value``, ``--name=value``, ``-n value`` or
+``-nvalue``, flags, at most the declared positionals — and returns ``None`` for anything else
+(``--help``, ``--``, an unknown option, a value that does not convert, a value that looks like an
+option, one positional too many). ``None`` sends the arguments to Typer, which parses them as
+always and words every error. tests/test_fast_argv.py checks that each option table matches its
+Typer declaration and that every list this parser accepts, Typer reads the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+
+class Option(NamedTuple):
+    """One option: its parameter name, its spellings, and how its value converts.
+
+    ``convert`` is None for a flag; it raises ValueError (or returns None) for a value it refuses,
+    exactly where Typer's type would refuse it too or where this parser would rather not decide.
+    """
+
+    dest: str
+    names: tuple[str, ...]
+    convert: Callable[[str], Any] | None = None
+    multiple: bool = False
+
+
+def parse(
+    args: Sequence[str], options: Sequence[Option], positionals: Sequence[str]
+) -> dict[str, Any] | None:
+    """The parameters ``args`` name, as keyword arguments of the command, or None (→ Typer)."""
+    by_name = {name: opt for opt in options for name in opt.names}
+    values: dict[str, Any] = {opt.dest: None for opt in options}
+    values.update({opt.dest: False for opt in options if opt.convert is None})
+    values.update({name: None for name in positionals})
+    free = list(positionals)
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token == "-" or not token.startswith("-"):
+            if not free:
+                return None
+            values[free.pop(0)] = token
+            continue
+        if token.startswith("--"):
+            name, eq, attached = token.partition("=")
+            has_value = bool(eq)
+        else:
+            name, attached = token[:2], token[2:]
+            has_value = bool(attached)
+        opt = by_name.get(name)
+        if opt is None:
+            return None
+        if opt.convert is None:
+            if has_value:
+                return None
+            values[opt.dest] = True
+            continue
+        if not has_value:
+            if i >= len(args) or (args[i].startswith("-") and args[i] != "-"):
+                return None
+            attached = args[i]
+            i += 1
+        try:
+            value = opt.convert(attached)
+        except ValueError:
+            return None
+        if value is None:
+            return None
+        if opt.multiple:
+            values[opt.dest] = [*(values[opt.dest] or []), value]
+        else:
+            values[opt.dest] = value
+    return values
