@@ -427,12 +427,17 @@ def test_init_and_secret_put_on_a_full_disk(
     assert put.returncode == 4, put.result
     assert len(error_lines(put)) == 1, put.result
     assert not has_traceback(put)
-    # secret put into the keyring: the value is stored, the declaration cannot be; exit 1.
+    # secret put into the keyring: the declaration cannot be written, so the value is taken
+    # back out of the keyring; exit 1.
     put2 = run_watched(
         ["secret", "put", "DB_PASSWORD"], input=SENTINEL, env=keyring_session.environ(), cwd=project
     )
     assert put2.returncode == 1, put2.result
-    assert "the disk is full" in put2.stderr
+    assert error_lines(put2) == [
+        f"error: cannot write {path}: the disk is full; neither the file nor the secret store "
+        "was changed"
+    ]
+    assert keyring_session.lookup(f"pgconnect:full-{SENTINEL[-6:]}", "DB_PASSWORD") is None
     for run in (init, put, put2):
         assert leaks(run, SENTINEL, roots=[small_disk], project_file=path) == []
     assert path.read_bytes() == before
@@ -440,6 +445,52 @@ def test_init_and_secret_put_on_a_full_disk(
     if store.exists():
         assert [p.name for p in store.rglob("*.tmp")] == []
     tally("faults: full disk (var set, init, secret put)", 3)
+
+
+def test_keyring_changes_are_taken_back_when_the_file_cannot_record_them(
+    small_disk: Path, keyring_session: KeyringSession
+) -> None:
+    """secret put/bulk change the keyring inside the edit of the project file; when the file
+    cannot be written, the keyring is put back: no value the file does not declare, no
+    declaration whose value was deleted."""
+    project = small_disk / "project"
+    project.mkdir()
+    path = write_project(project, 'name = "undo"\n[vars]\n')
+    env = keyring_session.environ()
+    first = run_watched(["secret", "put", "API_TOKEN"], input="old-token", env=env, cwd=project)
+    assert first.returncode == 0, first.result
+    before = path.read_bytes()
+    fill(small_disk, 0)
+    runs = [
+        run_watched(["secret", "put", "DB_PASSWORD"], input=SENTINEL, env=env, cwd=project),
+        # changes a declared value and adds a new one
+        run_watched(
+            ["secret", "bulk"],
+            input=json.dumps({"API_TOKEN": SENTINEL + "-new", "DB_PASSWORD": SENTINEL}),
+            env=env,
+            cwd=project,
+        ),
+        # deletes a declared value (the file would lose its declaration) and adds a new one
+        run_watched(
+            ["secret", "bulk"],
+            input=json.dumps({"API_TOKEN": None, "DB_PASSWORD": SENTINEL}),
+            env=env,
+            cwd=project,
+        ),
+    ]
+    for run in runs:
+        assert run.returncode == 1, run.result
+        assert error_lines(run) == [
+            f"error: cannot write {path}: the disk is full; neither the file nor the secret "
+            "store was changed"
+        ]
+        assert not has_traceback(run)
+        assert leaks(run, SENTINEL, roots=[small_disk], project_file=path) == []
+        assert keyring_session.lookup("pgconnect:undo", "API_TOKEN") == "old-token"
+        assert keyring_session.lookup("pgconnect:undo", "DB_PASSWORD") is None
+    assert path.read_bytes() == before
+    assert temporaries(project) == []
+    tally("faults: full disk (var set, init, secret put)", len(runs))
 
 
 def test_the_file_store_on_a_full_disk_is_exit_4(small_disk: Path, isolated: Path) -> None:

@@ -7,8 +7,10 @@ environment). A value is never taken from the command line, and never printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,7 @@ from pgconnect import params
 from pgconnect import project as projectfile
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
-from pgconnect.errors import CommandError, ConfigError, UsageError
+from pgconnect.errors import CommandError, ConfigError, PgconnectError, UsageError
 from pgconnect.project import Project
 from pgconnect.secrets import Secret, SecretStore, service_name
 
@@ -178,9 +180,12 @@ def put(
     _check_value(name, value.reveal())
     store = common.open_store()
     service = service_name(ctx.project.name, ctx.env)
-    # Store inside the edit: if the store fails, the declaration is not written either.
-    with projectfile.edit(ctx.project.path) as editor:
+    undo = _Undo(store, service)
+    # Store inside the edit: if the store fails, the declaration is not written either; if the
+    # file cannot be written (a full disk), the store is put back as it was.
+    with undo.unless_recorded(), projectfile.edit(ctx.project.path) as editor:
         editor.declare_secret(name, ctx.env)
+        undo.remember(name)
         store.set(service, name, value)
     common.note(
         f"stored {name} in the {_label(store)} (service {service}) and declared it in "
@@ -330,8 +335,10 @@ def bulk(
     env_table = ctx.project.envs.get(ctx.env) if ctx.env is not None else None
     own = set(ctx.project.secrets if ctx.env is None else env_table.secrets if env_table else ())
     done: list[tuple[str, str]] = []  # (name, what happened: set / deleted / absent)
+    undo = _Undo(store, service)
     try:
         for name, value in entries.items():
+            undo.remember(name)
             if value is not None:
                 store.set(service, name, Secret(value))
                 done.append((name, "set"))
@@ -339,9 +346,10 @@ def bulk(
                 removed = store.delete(service, name)
                 done.append((name, "deleted" if removed else "absent"))
     finally:
-        # Declarations follow what really happened, also when a store call failed half-way.
+        # Declarations follow what really happened, also when a store call failed half-way; if
+        # the file cannot be written (a full disk), the store is put back as it was.
         if done:
-            with projectfile.edit(ctx.project.path) as editor:
+            with undo.unless_recorded(), projectfile.edit(ctx.project.path) as editor:
                 for name, what in done:
                     if what == "set":
                         editor.declare_secret(name, ctx.env)
@@ -354,6 +362,46 @@ def bulk(
             common.note(f"removed the declaration of {name} (it had no value in {service})")
         else:
             common.note(f"{name} was neither set nor declared ({service}); nothing to delete")
+
+
+class _Undo:
+    """Store changes to take back when the project file cannot record them: the file and the
+    store then stay as they were together, rather than a value the file does not declare (or a
+    declaration whose value is gone)."""
+
+    def __init__(self, store: SecretStore, service: str) -> None:
+        self.store = store
+        self.service = service
+        self.previous: list[tuple[str, Secret | None]] = []
+
+    def remember(self, name: str) -> None:
+        """Call before changing NAME in the store."""
+        self.previous.append((name, self.store.get(self.service, name)))
+
+    @contextlib.contextmanager
+    def unless_recorded(self) -> Iterator[None]:
+        """Around the edit of the project file: if it fails, put the store back."""
+        try:
+            yield
+        except CommandError as exc:
+            # The file was not changed (project.edit guarantees it); nor should the store be.
+            try:
+                for name, value in reversed(self.previous):
+                    if value is None:
+                        self.store.delete(self.service, name)
+                    else:
+                        self.store.set(self.service, name, value)
+            except PgconnectError:
+                names = ", ".join(sorted({n for n, _ in self.previous}))
+                exc.hint = (
+                    f"the {self.service} store now differs from the file for {names}; "
+                    "run the command again once the file can be written"
+                )
+            else:
+                exc.message = exc.message.replace(
+                    "the file was not changed", "neither the file nor the secret store was changed"
+                )
+            raise
 
 
 def _source_label(source: str | None) -> str:
