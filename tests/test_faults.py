@@ -405,7 +405,7 @@ def test_var_set_on_a_full_disk_keeps_the_old_file(small_disk: Path, leave: int)
     assert not has_traceback(run)
     assert path.read_bytes() == before
     assert temporaries(small_disk) == []
-    tally("faults: full disk (var set, init, secret put)")
+    tally("faults: full disk (var set, init, secret put/bulk)")
 
 
 def test_init_and_secret_put_on_a_full_disk(
@@ -444,7 +444,7 @@ def test_init_and_secret_put_on_a_full_disk(
     assert temporaries(project) == []
     if store.exists():
         assert [p.name for p in store.rglob("*.tmp")] == []
-    tally("faults: full disk (var set, init, secret put)", 3)
+    tally("faults: full disk (var set, init, secret put/bulk)", 3)
 
 
 def test_keyring_changes_are_taken_back_when_the_file_cannot_record_them(
@@ -490,7 +490,7 @@ def test_keyring_changes_are_taken_back_when_the_file_cannot_record_them(
         assert keyring_session.lookup("pgconnect:undo", "DB_PASSWORD") is None
     assert path.read_bytes() == before
     assert temporaries(project) == []
-    tally("faults: full disk (var set, init, secret put)", len(runs))
+    tally("faults: full disk (var set, init, secret put/bulk)", len(runs))
 
 
 def test_the_file_store_on_a_full_disk_is_exit_4(small_disk: Path, isolated: Path) -> None:
@@ -511,7 +511,7 @@ def test_the_file_store_on_a_full_disk_is_exit_4(small_disk: Path, isolated: Pat
     assert store.read_bytes() == before
     assert sorted(os.listdir(store.parent)) == ["secrets.json"]
     assert leaks(run, SENTINEL, roots=[small_disk]) == []
-    tally("faults: full disk (var set, init, secret put)")
+    tally("faults: full disk (var set, init, secret put/bulk)")
 
 
 # --------------------------------------------------------------------------- a wedged keyring
