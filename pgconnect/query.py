@@ -455,6 +455,8 @@ class _Runner:
             return
         if stmt.is_query() and self._wrapped(sent):
             return
+        if stmt.modifies_and_returns() and self._copied_returning(sent):
+            return
         self._as_written(sent)
 
     # ----------------------------------------------------------------- the ways to run one
@@ -476,6 +478,28 @@ class _Runner:
         if spec.server_json:
             return self._cursor_rows(sent.wrapped(json_prefix, json_suffix), json=True)
         return self._cursor_rows(sent, json=False)
+
+    def _copied_returning(self, sent: Sent) -> bool:
+        """Stream the rows of INSERT … RETURNING (and the like) through COPY, which accepts
+        data-modifying statements where a subquery or a cursor does not; False when the format
+        or -p rules COPY out, or the server refused the wrapping (then it runs as written)."""
+        spec = self.writer.spec
+        if sent.args is not None:
+            return False
+        if spec.copy_options:
+            return self._copy(
+                sent.wrapped("COPY (\n", f"\n) TO STDOUT WITH ({spec.copy_options})"), json=False
+            )
+        if spec.server_json:
+            # A data-modifying statement may be a CTE of the top-level query, not a subquery.
+            return self._copy(
+                sent.wrapped(
+                    'COPY (WITH "pgconnect row" AS (\n',
+                    '\n) SELECT row_to_json("pgconnect row".*) FROM "pgconnect row") TO STDOUT',
+                ),
+                json=True,
+            )
+        return False
 
     @contextlib.contextmanager
     def _attempt(self, sent: Sent, *, savepoint: bool) -> Iterator[list[bool]]:

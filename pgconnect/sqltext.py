@@ -103,6 +103,15 @@ class Statement:
             return False
         return not self.modifies_in_with()
 
+    def modifies_and_returns(self) -> bool:
+        """Rows from a data-modifying statement: INSERT/UPDATE/DELETE/MERGE … RETURNING (after a
+        WITH or not), or a query whose WITH clause holds one. COPY (…) TO STDOUT can stream
+        these; a subquery or a cursor cannot hold them."""
+        verb = self.main_verb()
+        if verb in DML_VERBS:
+            return "returning" in self.top()
+        return verb in QUERY_VERBS and self.modifies_in_with() and "into" not in self.top()
+
     def copy_direction(self) -> str | None:
         """For a user's own COPY: 'out' for TO STDOUT, 'in' for FROM STDIN, else None."""
         if self.verb != "copy":

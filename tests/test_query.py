@@ -185,6 +185,61 @@ def test_sql_the_fast_path_cannot_wrap_runs_as_written(
         assert json.loads(ok.stdout) == json.loads(expected)
 
 
+RETURNING_SETUP = (
+    "create temp table r (id int, note text, price numeric, day date); "
+    "insert into r select g, 'a,b \"c\"' || E'\\t' || g, g * 1.10, date '2025-01-31' + g "
+    "from generate_series(1, 3) g; "
+)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "plain", "json", "jsonl"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "insert into r values (4, null, 'NaN', null) returning *",
+        "update r set note = null where id = 2 returning id, note, price * 2 as twice",
+        "with d as (delete from r where id = 3 returning *) select id, day from d",
+        "delete from r where id > 100 returning id",  # no rows: a header, or []
+    ],
+)
+def test_rows_of_data_modifying_statements_stream_like_a_query(
+    cli: Any, env: dict[str, str], fmt: str, sql: str
+) -> None:
+    # INSERT/UPDATE/DELETE … RETURNING (and a WITH holding one) go through COPY (…) TO STDOUT,
+    # which streams them; -p rules COPY out, so the same SQL with an unused -p runs as written
+    # (the rows read whole). Both ways must print the same bytes.
+    streamed = cli("query", "--format", fmt, RETURNING_SETUP + sql, env=env)
+    whole = cli("query", "--format", fmt, "-p", "unused=1", RETURNING_SETUP + sql, env=env)
+    assert streamed.returncode == 0, streamed
+    assert whole.returncode == 0, whole
+    assert streamed.stdout == whole.stdout
+    assert streamed.stdout.strip() not in ("", "[]") or "id > 100" in sql
+
+
+def test_a_streamed_data_modifying_statement_runs_once(cli: Any, env: dict[str, str]) -> None:
+    # plain prints every result set: the RETURNING rows, then what the table holds after.
+    then = "delete from r where id < 3 returning id; insert into r values (9) returning id; "
+    sql = RETURNING_SETUP + then + "select count(*) from r"  # noqa: S608 - constant text
+    result = cli("query", "--format", "plain", sql, env=env)
+    assert (result.returncode, result.stdout) == (0, "1\n2\n9\n2\n")
+
+
+def test_a_refused_copy_of_returning_rows_runs_as_written(cli: Any, env: dict[str, str]) -> None:
+    # For json the statement becomes a CTE; a WITH holding DML cannot be nested in one
+    # (feature_not_supported): pgconnect runs it as written, once, inside --timeout's transaction
+    # too (the savepoint undoes the refused attempt).
+    sql = (
+        "create temp table r(x int); "
+        "with a as (insert into r values (1) returning x) insert into r select x + 1 from a "
+        "returning x; "
+        "select count(*) as n from r"
+    )
+    for extra in ([], ["--timeout", "5"]):
+        result = cli("query", "--format", "jsonl", *extra, sql, env=env)
+        assert result.returncode == 0, result
+        assert result.stdout == '{"n":2}\n'
+
+
 def test_sql_starting_with_a_comment(cli: Any, env: dict[str, str]) -> None:
     result = cli("query", "--", "-- a comment\nselect 1 as a", env=env)
     assert (result.returncode, result.stdout) == (0, "1\n")
@@ -545,6 +600,8 @@ def peak_rss_mib(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float
         ["--format", "plain"],
         ["--format", "jsonl", "-p", "one=1"],  # a cursor instead of COPY
         ["--format", "csv", "-p", "one=1"],
+        ["--format", "csv", "--returning"],  # INSERT … RETURNING through COPY
+        ["--format", "jsonl", "--returning"],
     ],
 )
 def test_memory_stays_flat_for_a_million_rows(
@@ -552,6 +609,12 @@ def test_memory_stays_flat_for_a_million_rows(
 ) -> None:
     start = "%(one)s::int" if "-p" in args else "1"
     sql = f"select g, md5(g::text), now(), g*1.5 from generate_series({start},1000000) g"  # noqa: S608
+    if "--returning" in args:
+        args = [a for a in args if a != "--returning"]
+        sql = (
+            "create temp table m (g int, h text, t timestamptz, f numeric); "
+            f"insert into m {sql} returning *"
+        )
     argv = [sys.executable, "-m", "pgconnect", "query", *args, sql]
     peak, rc = peak_rss_mib(argv, env, isolated)
     assert rc == 0

@@ -92,6 +92,29 @@ def test_which_statements_are_plain_queries(sql: str, is_query: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("sql", "returns"),
+    [
+        ("insert into t values (1) returning *", True),
+        ("UPDATE t SET x = 1 RETURNING x, y", True),
+        ("delete from t where x in (select 1) returning x", True),
+        ("with a as (select 1) insert into t select * from a returning *", True),
+        ("with d as (delete from t returning *) select * from d", True),
+        ("merge into t using s on t.id = s.id when matched then delete returning *", True),
+        ("insert into t values (1)", False),
+        ("insert into t select x from (select 1 as returning) s", False),  # not top level
+        ('insert into t values (1) returning "x"', True),
+        ("with d as (delete from t returning *) select * into u from d", False),
+        ("select 1", False),
+        ("select returning from t", False),
+        ("explain insert into t values (1) returning *", False),
+    ],
+)
+def test_which_statements_modify_and_return_rows(sql: str, returns: bool) -> None:
+    (stmt,) = sqltext.split(sql)
+    assert stmt.modifies_and_returns() is returns
+
+
+@pytest.mark.parametrize(
     ("sql", "direction"),
     [
         ("copy t to stdout", "out"),
