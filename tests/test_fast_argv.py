@@ -1,9 +1,9 @@
-"""``query``'s start-up fast path (issue #8): plain argument lists run without Typer.
+"""The start-up fast path (issue #8): plain ``query`` and ``url`` argument lists run without Typer.
 
 The fast parser (pgconnect/cli/argv.py) must never read an argument list differently from Typer:
 either it returns exactly the parameters Typer would pass to the command, or it declines and
-Typer parses. These tests hold it to that against the real Typer app, and run real queries
-through both paths.
+Typer parses. These tests hold it to that against the real Typer app, for every command in
+``pgconnect.cli.FAST``, and run real commands through both paths.
 """
 
 from __future__ import annotations
@@ -12,33 +12,38 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pgconnect.cli import argv, common, query
-from pgconnect.cli import root as cli_root
+import pgconnect.cli as cli_package
+from pgconnect.cli import argv, common, query, root, url
 from pgconnect.render import OutputFormat
 from tests.conftest import Servers, cli_environ
 from tests.querytools import query_project
 
+MODULES: dict[str, ModuleType] = {"query": query, "url": url}
 
-def typer_reads(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any]:
-    """What Typer passes to ``query.run`` for ``pgconnect query ARGS``, and common.STATE after."""
+
+def test_every_fast_command_is_tested_here() -> None:
+    assert set(cli_package.FAST) == set(MODULES)
+
+
+def typer_reads(
+    command: str, args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], Any]:
+    """What Typer passes to the module's ``run`` for ``pgconnect COMMAND ARGS``, and
+    common.STATE after."""
     import typer
 
     seen: dict[str, Any] = {}
-
-    def capture(*a: Any) -> None:
-        names = ("sql", "file", "fmt", "json_out", "param", "read_only", "timeout", "max_rows")
-        seen.update(zip((*names, "config", "env"), a, strict=True))
-
     monkeypatch.setattr(common, "STATE", common.State())
-    monkeypatch.setattr(query, "run", capture)
-    command = typer.main.get_command(cli_root.build_app(("query",)))
-    command.main(args=["query", *args], prog_name="pgconnect", standalone_mode=False)
+    monkeypatch.setattr(MODULES[command], "run", lambda **kw: seen.update(kw))
+    click_command = typer.main.get_command(root.build_app((root.COMMANDS[command],)))
+    click_command.main(args=[command, *args], prog_name="pgconnect", standalone_mode=False)
     return seen, common.STATE
 
 
@@ -47,33 +52,44 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: repr(v) for k, v in a.items()} == {k: repr(v) for k, v in b.items()}
 
 
-def fast_reads(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any]:
+def fast_reads(
+    command: str, args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], Any]:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(common, "STATE", common.State())
-    monkeypatch.setattr(query, "run", lambda **kw: seen.update(kw))
-    go = query.fast(args)
+    monkeypatch.setattr(MODULES[command], "run", lambda **kw: seen.update(kw))
+    go = cli_package._fast_command([command, *args])
     assert go is not None, args
     go()
     return seen, common.STATE
 
 
+def accepts(command: str, args: list[str]) -> bool:
+    module = MODULES[command]
+    return argv.parse(args, module.OPTIONS, module.POSITIONALS) is not None
+
+
 # --------------------------------------------------------------------------- the option table
 
 
-def test_the_table_matches_the_typer_declaration() -> None:
+@pytest.mark.parametrize("command", sorted(MODULES))
+def test_the_table_matches_the_typer_declaration(command: str) -> None:
     import typer
 
-    command = typer.main.get_command(cli_root.build_app(("query",)))
-    sub = command.commands["query"]  # type: ignore[attr-defined]
+    module = MODULES[command]
+    group = typer.main.get_command(root.build_app((root.COMMANDS[command],)))
+    sub = group.commands[command]  # type: ignore[attr-defined]
     declared = {}
+    positionals = []
     for p in sub.params:
         if p.param_type_name == "argument":
-            assert (p.name,) == query.POSITIONALS
-            continue
-        if p.name == "help":
+            positionals.append(p.name)
             continue
         kind = "flag" if p.is_flag else type(p.type).__name__
-        declared[p.name] = (tuple(sorted(p.opts + p.secondary_opts)), kind, p.multiple)
+        default = False if p.is_flag else p.default
+        opts = tuple(sorted(p.opts + p.secondary_opts))
+        declared[p.name] = (opts, kind, p.multiple, default)
+    assert tuple(positionals) == module.POSITIONALS
     convert_kind = {
         None: "flag",
         str: "StringParamType",
@@ -83,14 +99,16 @@ def test_the_table_matches_the_typer_declaration() -> None:
     table = {
         o.dest: (
             tuple(sorted(o.names)),
-            "TyperChoice" if o.convert is query._format else convert_kind[o.convert],  # type: ignore[index]
+            "TyperChoice" if o.convert is module._format else convert_kind[o.convert],
             o.multiple,
+            False if o.convert is None else o.default,
         )
-        for o in query.OPTIONS
+        for o in module.OPTIONS
     }
     assert table == declared
     choice = next(p for p in sub.params if p.name == "fmt")
-    assert sorted(choice.type.choices) == sorted(f.value for f in OutputFormat)
+    fmt_enum = OutputFormat if command == "query" else url.Format
+    assert sorted(choice.type.choices) == sorted(f.value for f in fmt_enum)
 
 
 # --------------------------------------------------------------------------- same reading as Typer
@@ -149,80 +167,111 @@ TOKENS = [
     "१२",
     "q.sql",
     "staging",
+    "--reveal",
+    "--reveal=1",
+    "--format=uri",
+    "conninfo",
+    "env",
+    "URI",
 ]
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("command", "args"),
     [
-        ["select 1"],
-        ["select 1", "--format", "json"],
-        ["--json", "select 1"],
-        ["-f", "q.sql", "--format", "CSV"],
-        ["select %(a)s", "-p", "a=1", "-pb=2", "--param", "c=3", "--param=d=4"],
-        ["--read-only", "--timeout", "2.5", "--max-rows", "0", "-e", "staging", "x"],
-        ["--config", "p.toml", "--debug", "--env=prod", "-"],
-        ["--format", "table", "--format", "csv", "select 1"],
-        [],
+        ("query", ["select 1"]),
+        ("query", ["select 1", "--format", "json"]),
+        ("query", ["--json", "select 1"]),
+        ("query", ["-f", "q.sql", "--format", "CSV"]),
+        ("query", ["select %(a)s", "-p", "a=1", "-pb=2", "--param", "c=3", "--param=d=4"]),
+        ("query", ["--read-only", "--timeout", "2.5", "--max-rows", "0", "-e", "staging", "x"]),
+        ("query", ["--config", "p.toml", "--debug", "--env=prod", "-"]),
+        ("query", ["--format", "table", "--format", "csv", "select 1"]),
+        ("query", []),
+        ("url", []),
+        ("url", ["--reveal"]),
+        ("url", ["--format", "env", "-e", "staging"]),
+        ("url", ["--format=json", "--config", "p.toml", "--debug", "--reveal"]),
     ],
-    ids=lambda a: " ".join(a) or "(none)",
+    ids=lambda a: " ".join(a) if isinstance(a, list) else a,
 )
 def test_plain_argument_lists_take_the_fast_path_and_read_as_typer_does(
-    args: list[str], monkeypatch: pytest.MonkeyPatch
+    command: str, args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast, fast_state = fast_reads(args, monkeypatch)
-    slow, slow_state = typer_reads(args, monkeypatch)
+    fast, fast_state = fast_reads(command, args, monkeypatch)
+    slow, slow_state = typer_reads(command, args, monkeypatch)
     assert same(fast, slow), (fast, slow)
     assert fast_state == slow_state
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("command", "args"),
     [
-        ["--help"],
-        ["select 1", "-h"],
-        ["--", "select 1"],
-        ["--nope", "select 1"],
-        ["select 1", "select 2"],
-        ["--timeout", "abc", "select 1"],
-        ["--max-rows", "1.5"],
-        ["--format", "xml"],
-        ["--format", "cſv"],
-        ["--json=yes"],
-        ["--file"],
-        ["--file", "--json"],
-        ["-1"],
+        ("query", ["--help"]),
+        ("query", ["select 1", "-h"]),
+        ("query", ["--", "select 1"]),
+        ("query", ["--nope", "select 1"]),
+        ("query", ["select 1", "select 2"]),
+        ("query", ["--timeout", "abc", "select 1"]),
+        ("query", ["--max-rows", "1.5"]),
+        ("query", ["--format", "xml"]),
+        ("query", ["--format", "cſv"]),
+        ("query", ["--json=yes"]),
+        ("query", ["--file"]),
+        ("query", ["--file", "--json"]),
+        ("query", ["-1"]),
+        ("url", ["--format", "URI"]),  # url's choice is case-sensitive under Typer
+        ("url", ["extra"]),
+        ("url", ["--json"]),
+        ("url", ["--reveal=yes"]),
     ],
-    ids=lambda a: " ".join(a),
+    ids=lambda a: " ".join(a) if isinstance(a, list) else a,
 )
-def test_anything_else_goes_to_typer(args: list[str]) -> None:
-    assert query.fast(args) is None
+def test_anything_else_goes_to_typer(command: str, args: list[str]) -> None:
+    assert cli_package._fast_command([command, *args]) is None
+
+
+def test_completion_always_goes_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgconnect.completion import COMPLETE_VAR
+
+    assert cli_package._fast_command(["url"]) is not None
+    monkeypatch.setenv(COMPLETE_VAR, "bash_complete")
+    assert cli_package._fast_command(["url"]) is None
 
 
 VALUES = ["csv", "JSON", "Tsv", "xml", "1", "0", "-1", "2.5", "nan", "1_0", " 2 ", "a=1", "-", ""]
-_VALUE_OPTIONS = [n for o in query.OPTIONS if o.convert is not None for n in o.names]
-_FLAGS = [n for o in query.OPTIONS if o.convert is None for n in o.names]
+VALUES += ["uri", "conninfo", "env", "json", "URI"]
 
 
 def _flatten(chunks: list[list[str]]) -> list[str]:
     return [token for chunk in chunks for token in chunk]
 
 
-#: Argument lists shaped the way people type them (options with values, flags, one SQL): most
-#: of these the fast path accepts, so the comparison below has plenty to compare.
-SHAPED = st.lists(
-    st.one_of(
+def shaped(module: ModuleType) -> st.SearchStrategy[list[str]]:
+    """Argument lists shaped the way people type them (options with values, flags, one SQL):
+    most of these the fast path accepts, so the comparison below has plenty to compare."""
+    value_options = [n for o in module.OPTIONS if o.convert is not None for n in o.names]
+    flags = [n for o in module.OPTIONS if o.convert is None for n in o.names]
+    chunks = [
         st.tuples(
-            st.sampled_from(_VALUE_OPTIONS), st.sampled_from(VALUES) | st.text(max_size=5)
+            st.sampled_from(value_options), st.sampled_from(VALUES) | st.text(max_size=5)
         ).map(lambda t: [t[0], t[1]] if t[0].startswith("--") else [t[0] + t[1]]),
-        st.tuples(st.sampled_from(_VALUE_OPTIONS), st.sampled_from(VALUES)).map(
+        st.tuples(st.sampled_from(value_options), st.sampled_from(VALUES)).map(
             lambda t: [f"{t[0]}={t[1]}"] if t[0].startswith("--") else [t[0], t[1]]
         ),
-        st.sampled_from(_FLAGS).map(lambda f: [f]),
-        st.sampled_from(["select 1", "x", "-"]).map(lambda q: [q]),
-    ),
-    max_size=6,
-).map(_flatten)
+        st.sampled_from(flags).map(lambda f: [f]),
+    ]
+    if module.POSITIONALS:
+        chunks.append(st.sampled_from(["select 1", "x", "-"]).map(lambda q: [q]))
+    return st.lists(st.one_of(chunks), max_size=6).map(_flatten)
+
+
+COMMAND_AND_ARGS = st.sampled_from(sorted(MODULES)).flatmap(
+    lambda c: st.tuples(
+        st.just(c),
+        shaped(MODULES[c]) | st.lists(st.sampled_from(TOKENS) | st.text(max_size=6), max_size=7),
+    )
+)
 
 
 @settings(
@@ -230,21 +279,23 @@ SHAPED = st.lists(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(args=SHAPED | st.lists(st.sampled_from(TOKENS) | st.text(max_size=6), max_size=7))
-@example(args=["--timeout", " 2 ", "x"])
-@example(args=["--timeout", "nan", "x"])
-@example(args=["--max-rows", "1_0"])
-@example(args=["--max-rows", "१२"])
-@example(args=["-e=staging", "x"])
+@given(case=COMMAND_AND_ARGS)
+@example(case=("query", ["--timeout", " 2 ", "x"]))
+@example(case=("query", ["--timeout", "nan", "x"]))
+@example(case=("query", ["--max-rows", "1_0"]))
+@example(case=("query", ["--max-rows", "१२"]))
+@example(case=("query", ["-e=staging", "x"]))
+@example(case=("url", ["--format", "env", "--format", "uri"]))
 def test_whatever_the_fast_path_accepts_typer_reads_the_same(
-    args: list[str], monkeypatch: pytest.MonkeyPatch
+    case: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if argv.parse(args, query.OPTIONS, query.POSITIONALS) is None:
+    command, args = case
+    if not accepts(command, args):
         return  # Typer parses it, as before the fast path existed
     with monkeypatch.context() as m:
-        fast, fast_state = fast_reads(args, m)
+        fast, fast_state = fast_reads(command, args, m)
     with monkeypatch.context() as m:
-        slow, slow_state = typer_reads(args, m)
+        slow, slow_state = typer_reads(command, args, m)
     assert same(fast, slow), (fast, slow)
     assert fast_state == slow_state
 
@@ -289,6 +340,17 @@ def test_a_plain_query_runs_without_typer(env: dict[str, str], isolated: Path) -
     assert json.loads(out) == [{"n": 42}]
     assert not _typer_loaded(modules)
     assert "psycopg" in modules  # the probe sees what the run imported
+
+
+def test_url_runs_without_typer_and_prints_what_typer_prints(
+    env: dict[str, str], isolated: Path
+) -> None:
+    fast, modules = _modules_after(["url", "--format", "conninfo"], env, isolated)
+    assert not _typer_loaded(modules)
+    slow, modules = _modules_after(["url", "--format", "conninfo", "--"], env, isolated)
+    assert _typer_loaded(modules)
+    assert fast == slow
+    assert "password=****" in fast
 
 
 def test_an_unusual_query_runs_through_typer_with_the_same_result(

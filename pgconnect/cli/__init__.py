@@ -1,7 +1,7 @@
 """The command-line layer: the entry point and the one error boundary.
 
 Only this package prints or exits. ``main()`` runs the command (through the Typer app of
-``root``, or for a plain ``query`` through ``query.fast`` without Typer) and turns every
+``root``, or for a plain ``query`` or ``url`` without Typer: ``FAST``) and turns every
 ``PgconnectError`` into a one-line message (and a hint) on stderr with the exit status of SPEC §8.
 An unexpected exception prints a short message; its traceback only with ``--debug``, never with
 local variables.
@@ -143,17 +143,38 @@ def _typer_command(args: Sequence[str]) -> Callable[[], None]:
     return lambda: command.main(args=list(args), prog_name="pgconnect", standalone_mode=True)
 
 
-def _command(args: Sequence[str]) -> Callable[[], None]:
-    """What to run: ``query`` with plain arguments skips Typer (~20 ms of start-up, issue #8)."""
+#: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up,
+#: issue #8: importing Typer and building the command is ~20 ms). Each module has OPTIONS and
+#: POSITIONALS (tests/test_fast_argv.py holds them to its Typer declaration) and ``run``, which
+#: its Typer command calls too.
+FAST = ("query", "url")
+
+
+def _fast_command(args: Sequence[str]) -> Callable[[], None] | None:
     from pgconnect.completion import COMPLETE_VAR
 
-    if args[:1] == ["query"] and not os.environ.get(COMPLETE_VAR):
-        from pgconnect.cli import query
+    if not args or args[0] not in FAST or os.environ.get(COMPLETE_VAR):
+        return None
+    from pgconnect.cli import argv
 
-        fast = query.fast(args[1:])
-        if fast is not None:
-            return fast
-    return _typer_command(args)
+    module = __import__(f"pgconnect.cli.{args[0]}", fromlist=["run"])
+    parsed = argv.parse(args[1:], module.OPTIONS, module.POSITIONALS)
+    if parsed is None:
+        return None
+
+    def run() -> None:
+        debug = parsed.pop("debug")
+        # What the options' callbacks do under Typer: the error boundary reads common.STATE.
+        for attr, value in (("config", parsed["config"]), ("env", parsed["env"]), ("debug", debug)):
+            common.remember(attr)(value)
+        module.run(**parsed)
+
+    return run
+
+
+def _command(args: Sequence[str]) -> Callable[[], None]:
+    """What to run: a FAST command with plain arguments skips Typer."""
+    return _fast_command(args) or _typer_command(args)
 
 
 def main(argv: list[str] | None = None) -> None:

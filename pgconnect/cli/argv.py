@@ -27,6 +27,7 @@ class Option(NamedTuple):
     names: tuple[str, ...]
     convert: Callable[[str], Any] | None = None
     multiple: bool = False
+    default: Any = None  # when the option is not given (a flag: False)
 
 
 def parse(
@@ -34,8 +35,9 @@ def parse(
 ) -> dict[str, Any] | None:
     """The parameters ``args`` name, as keyword arguments of the command, or None (→ Typer)."""
     by_name = {name: opt for opt in options for name in opt.names}
-    values: dict[str, Any] = {opt.dest: None for opt in options}
-    values.update({opt.dest: False for opt in options if opt.convert is None})
+    values: dict[str, Any] = {
+        opt.dest: False if opt.convert is None else opt.default for opt in options
+    }
     values.update({name: None for name in positionals})
     free = list(positionals)
     i = 0

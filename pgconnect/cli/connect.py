@@ -1,15 +1,11 @@
-"""Commands that hand the connection to other tools: ``url``, ``exec``, ``psql``; and the work of
-``init --from-url`` (SPEC §4).
-
-``url`` never imports psycopg, and without ``--reveal`` it does not even open the keyring for a
-password it would only print as ``****``.
+"""Commands that hand the connection to other tools: ``exec``, ``psql`` (and ``url``, registered
+from its own module); and the work of ``init --from-url`` (SPEC §4).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,99 +13,21 @@ import typer
 
 from pgconnect import conninfo, params
 from pgconnect import project as projectfile
-from pgconnect.cli import common
+from pgconnect.cli import common, url
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt
 from pgconnect.errors import ConfigError, UsageError
-from pgconnect.secrets import MASK, Secret, SecretStore
+from pgconnect.secrets import Secret, SecretStore
 
 if TYPE_CHECKING:
     from pgconnect.resolve import Resolution
 
 
-class Format(StrEnum):
-    uri = "uri"
-    conninfo = "conninfo"
-    env = "env"
-    json = "json"
-
-
 def register(app: typer.Typer) -> None:
-    app.command("url")(url)
+    url.register(app)  # first: the order of the overview help
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
     app.command(
         "psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
     )(psql)
-
-
-# --------------------------------------------------------------------------- url
-
-
-class _MaskingStore:
-    """The store for output that masks secrets anyway: a password-like secret is not read (no
-    keyring round trip, no unlock prompt) and stands as ``****``; any other secret (a DB_URL
-    secret holds the host) is read from the real store, opened only then."""
-
-    kind = "masked"
-
-    def __init__(self) -> None:
-        self._real: SecretStore | None = None
-
-    def get(self, service: str, name: str) -> Secret | None:
-        if params.is_connection_name(name) and params.keyword_for(name) in params.SECRET_KEYWORDS:
-            return Secret(MASK)
-        if self._real is None:
-            self._real = common.open_store()
-        return self._real.get(service, name)
-
-    def set(self, service: str, name: str, value: Secret) -> None:  # pragma: no cover - unused
-        raise NotImplementedError
-
-    def delete(self, service: str, name: str) -> bool:  # pragma: no cover - unused
-        raise NotImplementedError
-
-
-def url(
-    fmt: Annotated[
-        Format, typer.Option("--format", help="uri, conninfo (key=value), env or json.")
-    ] = Format.uri,
-    reveal: Annotated[
-        bool, typer.Option("--reveal", help="Show the password instead of ****.")
-    ] = False,
-    config: ConfigOpt = None,
-    env: EnvOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Print the connection string, every component correctly encoded (password masked).
-
-    Examples:
-
-      pgconnect url
-
-      pgconnect url --format conninfo --env staging
-
-      eval "$(pgconnect url --format env --reveal)" && psql -c 'select 1'
-
-      DATABASE_URL=$(pgconnect url --reveal) node app.js
-    """
-    ctx = common.load(config, env)
-    if reveal:
-        resolution = ctx.resolve(connection_only=True)
-        warning = resolution.missing_secret_warning()
-        if warning:
-            common.warn(warning)
-    else:
-        from pgconnect.resolve import resolve
-
-        resolution = resolve(ctx.project, ctx.env, _MaskingStore, connection_only=True)
-    connect_params = resolution.connect_params()
-    if fmt is Format.env:
-        _, dropped = conninfo.env_vars(connect_params)
-        if dropped:
-            common.warn(
-                f"libpq reads no environment variable for {', '.join(dropped)}; "
-                "use --format uri or conninfo to keep it"
-            )
-    common.out(conninfo.FORMATS[fmt.value](connect_params, reveal))
 
 
 # --------------------------------------------------------------------------- exec / psql

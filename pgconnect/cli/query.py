@@ -7,15 +7,15 @@ stdout carries data only; notices, row counts and errors go to stderr.
 
 # No ``from __future__ import annotations``: register() declares the command with Typer's
 # Annotated options evaluated in its own scope, so loading this module imports no Typer, and
-# plain argument lists run without it (``fast``, start-up: issue #8).
+# plain argument lists run without it (OPTIONS, ``cli.FAST``; start-up: issue #8).
 
 import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from pgconnect.cli import argv, common
 from pgconnect.errors import Interrupted, RejectedError, Terminated, UsageError
@@ -114,7 +114,18 @@ def register(app: "typer.Typer") -> None:
 
           pgconnect query --read-only --timeout 5 -e staging "select * from pg_stat_activity"
         """
-        run(sql, file, fmt, json_out, param, read_only, timeout, max_rows, config, env)
+        run(
+            sql=sql,
+            file=file,
+            fmt=fmt,
+            json_out=json_out,
+            param=param,
+            read_only=read_only,
+            timeout=timeout,
+            max_rows=max_rows,
+            config=config,
+            env=env,
+        )
 
 
 def _format(value: str) -> OutputFormat | None:
@@ -138,22 +149,6 @@ OPTIONS = (
     argv.Option("debug", ("--debug",)),
 )
 POSITIONALS = ("sql",)
-
-
-def fast(args: Sequence[str]) -> Callable[[], None] | None:
-    """``pgconnect query ARGS`` without Typer, when ``argv.parse`` can read ARGS; else None."""
-    parsed = argv.parse(args, OPTIONS, POSITIONALS)
-    if parsed is None:
-        return None
-    return lambda: _run_parsed(parsed)
-
-
-def _run_parsed(parsed: dict[str, Any]) -> None:
-    debug = parsed.pop("debug")
-    # What the options' callbacks do under Typer: the error boundary reads common.STATE.
-    for attr, value in (("config", parsed["config"]), ("env", parsed["env"]), ("debug", debug)):
-        common.remember(attr)(value)
-    run(**parsed)
 
 
 class _SigTerm(KeyboardInterrupt):
