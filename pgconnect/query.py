@@ -453,21 +453,35 @@ class _Runner:
         if stmt.copy_direction() == "out":
             self._user_copy(sent)
             return
-        if stmt.is_query() and self._wrapped(sent):
-            return
-        if stmt.modifies_and_returns() and self._copied_returning(sent):
+        modifying = stmt.modifies_and_returns()
+        if (modifying or stmt.is_query()) and self._wrapped(sent, modifying=modifying):
             return
         self._as_written(sent)
 
     # ----------------------------------------------------------------- the ways to run one
 
-    def _wrapped(self, sent: Sent) -> bool:
-        """Run a plain query the fast way for the format; False if the server refused the
-        wrapping (then it is run as written)."""
+    def _wrapped(self, sent: Sent, *, modifying: bool = False) -> bool:
+        """Run a query the fast way for the format; False if the server refused the wrapping
+        (then it is run as written).
+
+        MODIFYING: rows of INSERT/UPDATE/DELETE … RETURNING (or a WITH holding one). COPY takes
+        those where a subquery or a cursor cannot, so for json they become a CTE of the COPY's
+        query, and with -p (COPY cannot bind) they are run as written.
+        """
         spec = self.writer.spec
         if spec.copy_options and sent.args is None:
             return self._copy(
                 sent.wrapped("COPY (\n", f"\n) TO STDOUT WITH ({spec.copy_options})"), json=False
+            )
+        if modifying:
+            if not spec.server_json or sent.args is not None:
+                return False
+            return self._copy(
+                sent.wrapped(
+                    'COPY (WITH "pgconnect row" AS (\n',
+                    '\n) SELECT row_to_json("pgconnect row".*) FROM "pgconnect row") TO STDOUT',
+                ),
+                json=True,
             )
         json_prefix = 'SELECT row_to_json("pgconnect row".*) FROM (\n'
         json_suffix = '\n) AS "pgconnect row"'
@@ -478,28 +492,6 @@ class _Runner:
         if spec.server_json:
             return self._cursor_rows(sent.wrapped(json_prefix, json_suffix), json=True)
         return self._cursor_rows(sent, json=False)
-
-    def _copied_returning(self, sent: Sent) -> bool:
-        """Stream the rows of INSERT … RETURNING (and the like) through COPY, which accepts
-        data-modifying statements where a subquery or a cursor does not; False when the format
-        or -p rules COPY out, or the server refused the wrapping (then it runs as written)."""
-        spec = self.writer.spec
-        if sent.args is not None:
-            return False
-        if spec.copy_options:
-            return self._copy(
-                sent.wrapped("COPY (\n", f"\n) TO STDOUT WITH ({spec.copy_options})"), json=False
-            )
-        if spec.server_json:
-            # A data-modifying statement may be a CTE of the top-level query, not a subquery.
-            return self._copy(
-                sent.wrapped(
-                    'COPY (WITH "pgconnect row" AS (\n',
-                    '\n) SELECT row_to_json("pgconnect row".*) FROM "pgconnect row") TO STDOUT',
-                ),
-                json=True,
-            )
-        return False
 
     @contextlib.contextmanager
     def _attempt(self, sent: Sent, *, savepoint: bool) -> Iterator[list[bool]]:

@@ -23,14 +23,6 @@ if TYPE_CHECKING:
     import typer
 
 
-def _drop_stdout() -> None:
-    """Point fd 1 at /dev/null: what is still buffered, and any later write or flush, goes
-    nowhere instead of failing again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 class _Stdout:
     """sys.stdout while a command runs: once the reader has gone away (``| head -1``), output
     goes nowhere instead of raising BrokenPipeError, so the command ends with the exit status it
@@ -47,7 +39,7 @@ class _Stdout:
         try:
             return self._inner.write(text)
         except BrokenPipeError:
-            _drop_stdout()
+            common.drop_stdout()
             return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -58,7 +50,7 @@ class _Stdout:
         try:
             self._inner.flush()
         except BrokenPipeError:
-            _drop_stdout()
+            common.drop_stdout()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -197,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         # stdout closed under a writer that does not go through _Stdout: end quietly.
-        _drop_stdout()
+        common.drop_stdout()
         sys.exit(0)
     except Exception as exc:
         _unexpected(exc)

@@ -171,6 +171,18 @@ def out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 
 
+def drop_stdout() -> None:
+    """Point fd 1 at /dev/null once the reader has gone away (``| head -1``): what is still
+    buffered, and any later write or flush (the interpreter's last one too), goes nowhere instead
+    of failing again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError:
+        pass
+
+
 def warn(message: str) -> None:
     sys.stderr.write(f"warning: {message}\n")
 

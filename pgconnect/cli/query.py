@@ -172,7 +172,7 @@ def _interruptible() -> Iterator[None]:
     except BrokenPipeError:
         # The reader went away (`| head -1`): the query was cancelled on the way out; end
         # quietly, with success, as the reader asked for no more.
-        _drop_stdout()
+        common.drop_stdout()
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -291,16 +291,6 @@ def _color() -> bool:
     if not common.stdout_is_tty() or common.no_color():
         return False
     return os.environ.get("TERM") != "dumb"
-
-
-def _drop_stdout() -> None:
-    """Point fd 1 at /dev/null so the interpreter's last flush cannot fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except OSError:
-        pass
 
 
 class _Events:
