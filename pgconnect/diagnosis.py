@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgconnect.errors import (
+    CommandError,
     ConfigError,
     NetworkError,
     PgconnectError,
@@ -208,7 +209,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"service file .* not found|definition of service .* not found|"
-        r"syntax error in service file|nested service specifications|line \d+ too long in service",
+        r"syntax error in service file|nested service specifications|line \d+ too long in service|"
+        r"LDAP URL|LDAP lookup|LDAP server|LDAP structure",
         "dns",
         ConfigError,
         "the connection service is missing or broken: check DB_SERVICE and the service file "
@@ -218,13 +220,16 @@ RULES: tuple[Rule, ...] = (
             'definition of service "prod" not found',
             'service file "/etc/pg_service.conf" not found',
             'syntax error in service file "/s.conf", line 3',
+            "no entry found on LDAP lookup",
         ),
     ),
     Rule(
         r"invalid connection option|missing \"=\" after|unterminated quoted string|"
         r"invalid (integer )?value .* for connection option|invalid \S+ value: |"
         r"invalid \"\S+\" value|invalid URI|invalid percent-encoded token|forbidden value %00|"
-        r"is greater than|invalid SCRAM (client|server) key",
+        r"is greater than|invalid SCRAM (client|server) key|in URI|URI query parameter|"
+        r"unexpected spaces found in|connection info string size exceeds|"
+        r"could not determine encoding for locale",
         "dns",
         ConfigError,
         "a connection parameter has a value libpq does not accept: check the DB_* variables "
@@ -236,7 +241,17 @@ RULES: tuple[Rule, ...] = (
             'invalid integer value "x" for connection option "connect_timeout"',
             'invalid "load_balance_hosts" value: "maybe"',
             '"min_protocol_version" is greater than "max_protocol_version"',
+            'IPv6 host address may not be empty in URI: "postgresql://[]"',
+            'unexpected spaces found in "a b", use percent-encoded spaces (%20) instead',
         ),
+    ),
+    Rule(
+        r"could not look up local user ID|local user with ID \d+ does not exist",
+        "dns",
+        ConfigError,
+        "libpq could not find this machine's user name to log in as: set DB_USERNAME",
+        "fe-auth.c",
+        ("local user with ID 1001 does not exist",),
     ),
     Rule(
         r"requirepeer parameter is not supported",
@@ -318,7 +333,7 @@ RULES: tuple[Rule, ...] = (
         ("server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection",),
     ),
     Rule(
-        r"authentication method requirement .* failed",
+        r"authentication method requirement .* failed|server did not complete authentication",
         "auth",
         RejectedError,
         "the server asked for an authentication method DB_REQUIRE_AUTH does not allow: change "
@@ -408,7 +423,8 @@ RULES: tuple[Rule, ...] = (
         r"could not set socket|could not get socket error status|"
         r"could not get client address from socket|could not send (SSL|GSSAPI) negotiation "
         r"packet|could not send startup packet|could not send data to server|"
-        r"could not receive data from server",
+        r"could not receive data from server|no connection to the server|connection not open|"
+        r"write to server failed|invalid socket|\w+\([\w_]*\) failed: ",
         "tcp",
         NetworkError,
         "the server cannot be reached from here: check the network path and the port",
@@ -418,6 +434,7 @@ RULES: tuple[Rule, ...] = (
             "could not create socket: Address family not supported by protocol",
             "could not send startup packet: Broken pipe",
             "could not receive data from server: Connection reset by peer",
+            "setsockopt(TCP_KEEPIDLE) failed: Invalid argument",
         ),
     ),
     # ---------------------------------------------------------------- 5. TLS
@@ -445,7 +462,11 @@ RULES: tuple[Rule, ...] = (
         r"received invalid authentication request|received invalid protocol negotiation|"
         r"received invalid error message|unexpected message from server during startup|"
         r"received duplicate protocol negotiation|server only supports protocol version|"
-        r"unexpected response from server",
+        r"unexpected response from server|received invalid BackendKeyData|"
+        r"message contents do not agree with length|mismatched message length|protocol error|"
+        r"arrived from server while idle|insufficient data in|unexpected field count|"
+        r"server sent data \(|server returned too much data|header size exceeds|"
+        r"Unknown message",
         None,
         NetworkError,
         "what answers on this port does not speak PostgreSQL's protocol: check DB_PORT (an "
@@ -467,7 +488,8 @@ RULES: tuple[Rule, ...] = (
         ("server sent an error response during SSL exchange",),
     ),
     Rule(
-        r"GSSAPI encryption required|doesn't support GSSAPI encryption",
+        r"GSSAPI encryption required|doesn't support GSSAPI encryption|GSSAPI (wrap|unwrap|size "
+        r"check|name import) error|GSSAPI packet|GSSAPI message|GSSAPI caller|GSSAPI buffer",
         "tls",
         TLSError,
         "gssencmode=require needs a Kerberos ticket and a server with GSSAPI encryption: "
@@ -492,7 +514,8 @@ RULES: tuple[Rule, ...] = (
         r"server certificate for .* does not match host name|does not match host name|"
         r"could not get server's host name from server certificate|"
         r"SSL certificate's name (contains embedded null|entry is missing)|"
-        r"certificate contains IP address with invalid length|SSL certificate's address entry",
+        r"certificate contains IP address with invalid length|SSL certificate's address entry|"
+        r"could not convert certificate's IP address",
         "tls",
         TLSError,
         "the certificate names another host: connect with a host name it lists, or use "
@@ -597,7 +620,7 @@ RULES: tuple[Rule, ...] = (
         r"could not establish SSL connection|could not create SSL context|"
         r"could not set SSL (Server Name Indication|ALPN)|unrecognized SSL error|"
         r"could not (determine server certificate signature algorithm|find digest|"
-        r"generate peer certificate hash)",
+        r"generate peer certificate hash)|SSL_(read|write) failed|OpenSSL reports",
         "tls",
         TLSError,
         "the TLS handshake failed: check the server's ssl settings and "
@@ -701,7 +724,36 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        r"could not (calculate client proof|encode (cbind data|nonce|client proof|salt|stored key|"
+        r"server key)|generate (nonce|random salt)|encrypt password)|fe_sendauth: error "
+        r"(in SASL authentication|sending password authentication)|no client response found "
+        r"after SASL|allocating SASL buffer|async authentication|allowed_sasl_mechs|"
+        r"invalid SCRAM exchange state",
+        "auth",
+        RejectedError,
+        "libpq could not complete its side of the login (SCRAM/password exchange): this libpq's "
+        "crypto library failed; retry, and if it persists reinstall libpq/OpenSSL",
+        "fe-auth-scram.c",
+        ("could not calculate client proof: out of memory", "could not generate nonce"),
+    ),
+    Rule(
+        r"OAuth|OAUTHBEARER|bearer token|discovery (document|metadata)|server's error "
+        r"(message|response)|error response without a status|field \"[^\"]*\" (is duplicated|must "
+        r"be a string)|top-level element must be an object",
+        "auth",
+        RejectedError,
+        "the OAuth login failed: check DB_OAUTH_ISSUER and DB_OAUTH_CLIENT_ID against the "
+        "server's identity provider (the server's OAuth validator says why in its log)",
+        "fe-auth-oauth.c",
+        (
+            'OAuth discovery URI "http://x" must use HTTPS',
+            "server rejected OAuth bearer token: invalid",
+            "user-defined OAuth flow failed",
+        ),
+    ),
+    Rule(
         r"none of the server's SASL authentication mechanisms are supported|"
+        r"Unknown authentication message|"
         r"server requested an unknown authentication type|authentication method \d+ not "
         r"supported|Kerberos [45] authentication not supported|Crypt authentication not "
         r"supported|SSPI authentication not supported|GSSAPI authentication not supported|"
@@ -740,7 +792,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"password authentication failed|authentication failed|password is too long|SCRAM|"
-        r"server requested .* authentication|server requested a (cleartext|hashed) password",
+        r"server requested .* authentication|server requested a (cleartext|hashed) password|"
+        r"password retrieved from file",
         "auth",
         RejectedError,
         RULES_PASSWORD_HINT,
@@ -829,6 +882,19 @@ RULES: tuple[Rule, ...] = (
         "rejects the protocol version: check max_protocol_version and the proxy",
         "postmaster.c",
         ("FATAL:  unsupported frontend protocol 3.2: server supports 3.0 to 3.0",),
+    ),
+)
+
+RULES = (
+    *RULES,
+    Rule(
+        r"out of memory",
+        None,
+        CommandError,
+        "the machine ran out of memory while connecting: free some, or lower what the "
+        "process holds",
+        "fe-connect.c",
+        ("out of memory",),
     ),
 )
 
