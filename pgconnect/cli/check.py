@@ -14,6 +14,7 @@ from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
 from pgconnect.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.text import Text
 
     from pgconnect.probe import ModeResult, Report
@@ -350,7 +351,6 @@ def _text(value: str, style: str = "") -> Text:
 
 
 def _render_rich(report: Report) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     console = common.out_console()
@@ -358,27 +358,7 @@ def _render_rich(report: Report) -> None:
     probe_line = _probe_line(report)
     if probe_line:
         console.print(_text(f"probe: {probe_line}", "dim"))
-    table = Table(header_style="bold")
-    for column in _COLUMNS:
-        # The mode names and verdicts are never cut ("verify-f…" on 80 columns): they may not
-        # wrap and keep their full width; the cipher folds instead when space is short.
-        fixed = column in ("sslmode", "result", "stage", "encrypted", "ms")
-        table.add_column(
-            column,
-            no_wrap=fixed,
-            min_width=len("verify-full") if column == "sslmode" else None,
-            overflow="fold",
-        )
-    for r in report.results:
-        cells = _row(r)
-        style = "green" if r.ok else "red"
-        table.add_row(
-            _text(cells[0], "bold"),
-            _text(cells[1], style),
-            _text(cells[2], "" if r.ok else style),
-            *(_text(c) for c in cells[3:]),
-        )
-    console.print(table)
+    _results_rich(report, console)
     if len(report.results) == 1:
         console.print(_text(f"stages: {_stages_line(report.results[0])}", "dim"))
     for label, text in _failure_lines(report):
@@ -391,3 +371,40 @@ def _render_rich(report: Report) -> None:
             console.print()
             for block_line in block:
                 console.print(_text(block_line))
+
+
+def _results_rich(report: Report, console: Console) -> None:
+    """The results table. Cells are never cut or folded mid-token ("verify-f…" on 80 columns):
+    every column keeps its full width; on a terminal too narrow for the boxed table the boxes go
+    (one space between columns fits the eight columns in 80), and narrower still, one record per
+    mode, wrapped between words."""
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [_row(r) for r in report.results]
+    need = sum(max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_COLUMNS))
+    if console.width < need + len(_COLUMNS) - 1:
+        for r, cells in zip(report.results, rows, strict=True):
+            record = Text()
+            record.append(_safe(cells[0].ljust(11)), style="bold")
+            record.append(" ")
+            record.append(_safe(cells[1]), style="green" if r.ok else "red")
+            pairs = [f"{c}={v}" for c, v in zip(_COLUMNS[2:], cells[2:], strict=True)]
+            record.append(_safe(" " + " ".join(pairs)))
+            console.print(record)
+        return
+    if console.width >= need + 3 * len(_COLUMNS) + 1:
+        table = Table(header_style="bold")
+    else:
+        table = Table(header_style="bold", box=None, padding=(0, 1, 0, 0), pad_edge=False)
+    for column in _COLUMNS:
+        table.add_column(column, no_wrap=True)
+    for r, cells in zip(report.results, rows, strict=True):
+        style = "green" if r.ok else "red"
+        table.add_row(
+            _text(cells[0], "bold"),
+            _text(cells[1], style),
+            _text(cells[2], "" if r.ok else style),
+            *(_text(c) for c in cells[3:]),
+        )
+    console.print(table)
