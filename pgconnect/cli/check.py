@@ -205,6 +205,8 @@ def _target_line(report: Report) -> str:
     t = report.target
     host = t.host or "(libpq's default socket)"
     where = f"{host}:{t.port}" if t.port is not None else host
+    if report.hosts:  # several hosts: each with its own port
+        where = ",".join(f"{h.host}:{h.port}" if h.port else h.host for h in report.hosts)
     return (
         f"{t.user or '?'}@{where}/{t.dbname or '?'}  ·  effective sslmode "
         f"{report.effective_sslmode}  ·  libpq {report.libpq_version}"
