@@ -780,6 +780,14 @@ def check(
         endpoint = next((run.clock.endpoint for run in runs if run.clock.endpoint), {})
         _name_addresses(results, hosts, resolved)
 
+    if net.certificate is None and host_results:
+        # The first host did not answer TLS: show the certificate of the host libpq landed on,
+        # else the first one any host presented.
+        landed = {(r.host, r.port) for r in results if r.ok}
+        with_cert = [h for h in host_results if h.certificate is not None]
+        chosen = [h for h in with_cert if (h.host, h.port) in landed] or with_cert
+        if chosen:
+            net.certificate = chosen[0].certificate
     target = _target(conn, environ, hosts, endpoint)
     if client_cert is not None:
         client_cert.requested = _requested(results)
