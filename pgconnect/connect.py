@@ -128,9 +128,9 @@ def classify(
         direct = (params or {}).get("sslnegotiation") == "direct"
         if stage is None:  # a dropped connection: where libpq was decides what it means
             stage = reached or "tcp"
-            if stage in ("tls", "tcp") and rule.error is NetworkError and direct:
+            if stage in ("tls", "tcp") and rule.dropped and direct:
                 return Failure("tls", TLSError(line, hint=diagnosis.DIRECT_TO_OLD_SERVER))
-            if stage == "tls" and rule.error is NetworkError:
+            if stage == "tls" and rule.dropped:
                 # dropped during the handshake: the TLS requirement was not met
                 return Failure(stage, TLSError(line, hint=diagnosis.DROPPED_IN_TLS))
         return Failure(stage, rule.error(line, hint=hint))

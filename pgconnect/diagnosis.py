@@ -47,9 +47,14 @@ class Rule:
     hint: str
     source: str
     examples: tuple[str, ...]
+    #: The connection was dropped: during the TLS handshake that is the TLS requirement unmet.
+    dropped: bool = False
 
 
-RULES_PASSWORD_HINT = "check the password: pgconnect secret put DB_PASSWORD"
+RULES_PASSWORD_HINT = (
+    "check the password: pgconnect secret put DB_PASSWORD (and DB_USERNAME: under password "
+    "authentication PostgreSQL reports a role that does not exist the same way)"
+)
 
 RULES: tuple[Rule, ...] = (
     # ---------------------------------------------------------------- 1. local files and options
@@ -191,7 +196,8 @@ RULES: tuple[Rule, ...] = (
         ("host name must be specified for a verified SSL connection",),
     ),
     Rule(
-        r"could not match \d+ (host names|port numbers) to \d+|could not parse network address|"
+        r"could not match \d+ (host names|port numbers) (to|with) \d+|could not parse network "
+        r"address|"
         r"invalid port number|Unix-domain socket path .* is too long|"
         r"could not translate Unix-domain socket path",
         "dns",
@@ -202,6 +208,7 @@ RULES: tuple[Rule, ...] = (
         (
             "could not match 2 host names to 1 hostaddr values",
             "could not match 3 port numbers to 2 hosts",
+            "could not match 1 host names with 2 hostaddr values",
             'could not parse network address "db.example.com": Name or service not known',
             'invalid port number: "abc"',
             'Unix-domain socket path "/x" is too long (maximum 107 bytes)',
@@ -599,6 +606,7 @@ RULES: tuple[Rule, ...] = (
             "SSL error: unexpected eof while reading",
             "SSL connection has been closed unexpectedly",
         ),
+        dropped=True,
     ),
     Rule(
         r"This may indicate that the server does not support any SSL protocol version|"

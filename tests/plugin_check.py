@@ -129,6 +129,13 @@ def auth_server(pki_files: PKI, _check_base: Path) -> Iterator[Server]:
         conn.execute("CREATE ROLE certuser LOGIN")
         for role in ("mtlsuser", "app"):
             conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{ROLE_PASSWORD}'")
+        # For the server's refusals: a role that may not log in, one with no connection slot,
+        # a database closed to connections, one without CONNECT for PUBLIC.
+        conn.execute(f"CREATE ROLE nologin NOLOGIN PASSWORD '{ROLE_PASSWORD}'")
+        conn.execute(f"CREATE ROLE nolimit LOGIN CONNECTION LIMIT 0 PASSWORD '{ROLE_PASSWORD}'")
+        conn.execute("CREATE DATABASE closed ALLOW_CONNECTIONS false")
+        conn.execute("CREATE DATABASE private")
+        conn.execute("REVOKE CONNECT ON DATABASE private FROM PUBLIC")
         conn.execute("SET password_encryption = 'md5'")
         conn.execute(f"CREATE ROLE md5user LOGIN PASSWORD '{ROLE_PASSWORD}'")
     try:

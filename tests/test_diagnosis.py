@@ -551,3 +551,312 @@ def test_no_writable_host_says_so(auth_server: Server, standby: Server, refused_
     # and libpq agrees a standby is there for the asking
     words["target_session_attrs"] = "standby"
     assert psql_connects({**words, "sslmode": "require"}, ROLE_PASSWORD) is True
+
+
+# --------------------------------------------------------------------------- libpq's own words
+
+
+def _rule(fragment: str) -> diagnosis.Rule:
+    """The rule whose pattern contains FRAGMENT (exactly one)."""
+    found = [r for r in diagnosis.RULES if fragment in r.pattern]
+    assert len(found) == 1, (fragment, [r.pattern for r in found])
+    return found[0]
+
+
+def _listener(answer: bytes | None) -> tuple[int, Any]:
+    """A loopback port whose server sends ANSWER to whatever comes (None: hang up at once)."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                if answer is not None:
+                    conn.recv(64)
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock.getsockname()[1], (stop, sock)
+
+
+# (id, rule fragment, user, extra params, sslmode, stage, exit) — libpq's own verdict through
+# connect.connect() (the path every command but check takes, with no audit in front).
+LIBPQ_CASES: list[tuple[str, str, str, dict[str, str], str, str, ExitCode]] = [
+    (
+        "key-missing",
+        "certificate present, but not private key",
+        "certuser",
+        {"sslcert": "@certuser.crt", "sslkey": "@nope.key"},
+        "require",
+        "tls",
+        ExitCode.CONFIG,
+    ),
+    (
+        "key-mismatch",
+        "certificate does not match private key",
+        "certuser",
+        {"sslcert": "@certuser.crt", "sslkey": "@mtlsuser.key"},
+        "require",
+        "tls",
+        ExitCode.CONFIG,
+    ),
+    (
+        "key-readable",
+        "has group or world access",
+        "certuser",
+        {"sslcert": "@certuser.crt", "sslkey": "@open.key"},
+        "require",
+        "tls",
+        ExitCode.CONFIG,
+    ),
+    (
+        "key-encrypted",
+        "bad decrypt",
+        "certuser",
+        {"sslcert": "@certuser.crt", "sslkey": "@encrypted.key"},
+        "require",
+        "tls",
+        ExitCode.CONFIG,
+    ),
+    (
+        "direct-weak",
+        "sslnegotiation=direct",
+        "app",
+        {"sslnegotiation": "direct"},
+        "prefer",
+        "tls",
+        ExitCode.CONFIG,
+    ),
+    (
+        "system-weak",
+        "sslrootcert=system",
+        "app",
+        {"sslrootcert": "system"},
+        "require",
+        "tls",
+        ExitCode.CONFIG,
+    ),
+    (
+        "require-auth-mixed",
+        "negative require_auth",
+        "app",
+        {"require_auth": "!md5,scram-sha-256"},
+        "require",
+        "auth",
+        ExitCode.CONFIG,
+    ),
+    (
+        "hostaddr-count",
+        "could not match",
+        "app",
+        {"hostaddr": "127.0.0.1,127.0.0.1"},
+        "require",
+        "dns",
+        ExitCode.CONFIG,
+    ),
+    (
+        "no-password",
+        "fe_sendauth: no password supplied",
+        "app",
+        {},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "bad-password",
+        "password authentication failed",
+        "app",
+        {"password": "wrong"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    # An unknown role under password authentication reads as a wrong password (auth.c hides
+    # it on purpose), and the password hint says so.
+    (
+        "no-role",
+        "password authentication failed",
+        "ghost",
+        {"password": "x"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "no-database",
+        'database \\".*\\" does not exist',
+        "app",
+        {"pw": "1", "dbname": "ghost"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "nologin",
+        "is not permitted to log in",
+        "nologin",
+        {"pw": "1"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "connection-limit",
+        "too many (connections|clients)",
+        "nolimit",
+        {"pw": "1"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "closed-database",
+        "does not allow connections",
+        "app",
+        {"pw": "1", "dbname": "closed"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "no-connect-privilege",
+        "permission denied for database",
+        "app",
+        {"pw": "1", "dbname": "private"},
+        "require",
+        "auth",
+        ExitCode.REJECTED,
+    ),
+    (
+        "bad-option",
+        "unrecognized configuration parameter",
+        "app",
+        {"pw": "1", "options": "-c no_such_setting=1"},
+        "require",
+        "auth",
+        ExitCode.CONFIG,
+    ),
+    (
+        "cb-trustless-tls",
+        "channel binding required, but SSL not in use",
+        "app",
+        {"pw": "1", "channel_binding": "require"},
+        "disable",
+        "auth",
+        ExitCode.TLS,
+    ),
+    (
+        "wrong-ca",
+        "certificate verify failed",
+        "app",
+        {"pw": "1", "sslrootcert": "@wrong-ca"},
+        "verify-ca",
+        "tls",
+        ExitCode.TLS,
+    ),
+    (
+        "missing-root",
+        "root certificate file .* does not exist",
+        "app",
+        {"pw": "1", "sslrootcert": "@nope.crt"},
+        "verify-ca",
+        "tls",
+        ExitCode.TLS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "user", "extra", "sslmode", "stage", "code"),
+    [pytest.param(*c[1:], id=c[0]) for c in LIBPQ_CASES],
+)
+def test_libpq_reproduction_lands_on_its_rule(
+    auth_server: Server,
+    client_pki: ClientPKI,
+    tmp_path: Path,
+    fragment: str,
+    user: str,
+    extra: dict[str, str],
+    sslmode: str,
+    stage: str,
+    code: ExitCode,
+) -> None:
+    from pgconnect.errors import PgconnectError
+
+    rule = _rule(fragment)
+    open_key = tmp_path / "open.key"
+    open_key.write_bytes(Path(client_pki.key("certuser")).read_bytes())
+    open_key.chmod(0o644)
+    files = {
+        "@open.key": str(open_key),
+        "@nope.key": str(tmp_path / "nope.key"),
+        "@nope.crt": str(tmp_path / "nope.crt"),
+        "@encrypted.key": str(client_pki.folder / "encrypted.key"),
+        "@wrong-ca": str(auth_server.wrong_ca_file),
+    }
+    params = dict(extra)
+    if params.pop("pw", None):
+        params["password"] = ROLE_PASSWORD
+    for key, value in list(params.items()):
+        if value.startswith("@"):
+            name = value[1:]
+            params[key] = files.get(value) or (
+                client_pki.cert(name[:-4]) if name.endswith(".crt") else client_pki.key(name[:-4])
+            )
+    conn = _base(auth_server, user, sslmode=sslmode, **params)
+    with pytest.raises(PgconnectError) as info:
+        connect.connect(conn).close()
+    err = info.value
+    assert err.exit_code == code, err
+    assert err.hint == rule.hint, (err.message, err.hint)
+    failure = connect.classify(err.message, reached="auth")  # the one-line message still says it
+    assert failure.stage == (rule.stage or "auth")
+    assert failure.stage == stage
+    assert ROLE_PASSWORD not in err.message
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment", "code"),
+    [
+        pytest.param(
+            b"HTTP/1.1 400 Bad Request\r\n\r\n",
+            "received invalid response to",
+            ExitCode.NETWORK,
+            id="http-on-the-port",
+        ),
+        pytest.param(
+            None, "server closed the connection unexpectedly", ExitCode.TLS, id="hangs-up"
+        ),
+    ],
+)
+def test_not_postgresql_on_the_port(answer: bytes | None, fragment: str, code: ExitCode) -> None:
+    port, (stop, sock) = _listener(answer)
+    try:
+        conn = {
+            "host": "127.0.0.1",
+            "port": str(port),
+            "user": "u",
+            "dbname": "d",
+            "gssencmode": "disable",
+        }
+        report = probe.check(conn, ["prefer"], effective_sslmode="prefer", timeout=5, environ={})
+        r = report.result("prefer")
+        assert r.exit_code == code, r
+        # Hanging up on the SSLRequest is "during the TLS handshake": the TLS requirement unmet.
+        expected = diagnosis.DROPPED_IN_TLS if code == ExitCode.TLS else _rule(fragment).hint
+        assert r.hint == expected, r
+        assert psql_connects({**conn, "sslmode": "prefer"}, None) is False
+    finally:
+        stop.set()
+        sock.close()
