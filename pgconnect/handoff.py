@@ -45,6 +45,7 @@ FORWARDED = (
 SI_KERNEL = 0x80
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NODE_EXTRA_CA_CERTS = "NODE_EXTRA_CA_CERTS"
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Handoff:
     passfile: Path | None = None
     #: keywords libpq reads from no environment variable: the child cannot see them.
     dropped: list[str] = field(default_factory=list)
+    #: NODE_EXTRA_CA_CERTS the user had set and pgconnect kept instead of the connection's CA.
+    kept_node_ca: str | None = None
 
 
 def passfile_line(password: str) -> str:
@@ -132,7 +135,22 @@ def child_environ(
         if not ENV_NAME.fullmatch(name):
             raise UsageError(f"--url-var {name!r} is not an environment variable name")
         env[name] = url
-    return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}))
+    kept = _node_extra_ca(env, connect_params.get("sslrootcert"))
+    return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}), kept_node_ca=kept)
+
+
+def _node_extra_ca(env: dict[str, str], sslrootcert: str | None) -> str | None:
+    """Point NODE_EXTRA_CA_CERTS at the connection's root CA file, so node tools (node-postgres,
+    ``wrangler dev``'s workerd) verify the server as libpq does. Node reads one file only: a
+    value the user set already is kept (their trust is theirs to change) and returned."""
+    if not sslrootcert or sslrootcert == "system":
+        return None  # "system" is libpq's word for the OS's CAs, which node trusts already
+    path = os.path.abspath(sslrootcert)
+    current = env.get(NODE_EXTRA_CA_CERTS)
+    if current and os.path.abspath(current) != path:
+        return current
+    env[NODE_EXTRA_CA_CERTS] = path
+    return None
 
 
 #: Linux has sigwaitinfo (it tells a terminal's signal from a process's); macOS has not.
