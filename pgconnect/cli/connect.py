@@ -116,8 +116,8 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
         )
     if prepared.kept_node_ca is not None:
         common.warn(
-            f"NODE_EXTRA_CA_CERTS is already set ({prepared.kept_node_ca}); kept it, so node tools "
-            "may not trust the connection's root CA "
+            f"NODE_EXTRA_CA_CERTS names {prepared.kept_node_ca}, which cannot be read; kept it, "
+            "so node tools will not trust the connection's root CA "
             f"({connect_params.get('sslrootcert')})"
         )
     try:
