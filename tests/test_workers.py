@@ -585,3 +585,17 @@ def test_the_pages_worker_queries_the_sandbox_through_wrangler_dev(
             assert "Using secrets defined in .dev.vars.sandbox" in log, log[-3000:]
         cli("sandbox", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_inherit_vars_is_a_checked_project_key(isolated: Path) -> None:
+    (isolated / "pgconnect.toml").write_text(
+        'name = "p"\n[vars]\nA = "1"\nB = "2"\n[env.solo]\ninherit_vars = false\n'
+        '[env.solo.vars]\nB = "3"\n[env.bad]\ninherit_vars = "no"\n'
+    )
+    result = run_cli("var", "list", "--json", "-e", "solo", cwd=isolated)
+    assert result.returncode == 3, result  # the file is checked whole: [env.bad] is invalid
+    assert "inherit_vars must be true or false" in result.stderr
+    text = (isolated / "pgconnect.toml").read_text().replace('inherit_vars = "no"', "")
+    (isolated / "pgconnect.toml").write_text(text)
+    assert _pgconnect_vars(isolated, "solo") == {"B": "3"}
+    assert _pgconnect_vars(isolated, "bad") == {"A": "1", "B": "2"}
