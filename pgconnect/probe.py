@@ -813,7 +813,12 @@ def _requested(results: Sequence[ModeResult]) -> bool | None:
     if any(r.client_dn for r in results):
         return True
     if any(
-        r.error and re.search(r"valid client certificate|certificate authentication|alert", r.error)
+        r.error
+        and re.search(
+            r"valid client certificate|certificate authentication|"
+            r"alert (unknown ca|bad certificate|certificate)",
+            r.error,
+        )
         for r in results
     ):
         return True
