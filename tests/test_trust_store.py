@@ -1,0 +1,137 @@
+"""The secret stores under attack or stalled: the opt-in file store held to libpq's ``.pgpass``
+rules, ``secret put`` across a stalled keyring, and ``check --timeout`` bounding the keyring.
+
+Every case is a real subprocess of the CLI; the sentinel password must be in no output and in no
+file others can read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_project
+from tests.faultkit import SENTINEL, error_lines, has_traceback, leaks, run_watched, tally
+
+FILE_STORE = {"PGCONNECT_SECRET_STORE": "file"}
+
+
+def store_file() -> Path:
+    return Path(os.environ["HOME"]) / ".local" / "share" / "pgconnect" / "secrets.json"
+
+
+def project(folder: Path, *, secrets: str = "[]") -> tuple[Path, str]:
+    name = f"store-{uuid.uuid4().hex[:8]}"
+    text = f'name = "{name}"\nsecrets = {secrets}\n\n[vars]\nDB_HOST = "db.example.com"\n'
+    return write_project(folder, text), name
+
+
+def declared(path: Path) -> list[str]:
+    data = tomllib.loads(path.read_text())
+    return list(data.get("secrets", []))
+
+
+# --------------------------------------------------------------------------- the file store
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o755, 0o750, 0o701])
+def test_a_file_store_folder_open_to_others_is_refused(isolated: Path, mode: int) -> None:
+    path, _ = project(isolated, secrets='["DB_PASSWORD"]')
+    before = path.read_bytes()
+    folder = store_file().parent
+    folder.mkdir(parents=True)
+    folder.chmod(mode)
+    for args in (["secret", "put", "DB_PASSWORD"], ["secret", "list"], ["explain"]):
+        run = run_watched(args, input=SENTINEL, env=FILE_STORE, cwd=isolated, timeout=30)
+        assert run.returncode == 4, run.result
+        assert error_lines(run) == [
+            f"error: the file store's folder {folder} is open to others (mode {mode:04o}); "
+            "it was not used"
+        ], run.result
+        assert f"hint: chmod 700 {folder}" in run.stderr
+        assert not has_traceback(run)
+        assert leaks(run, SENTINEL, roots=[isolated, folder], project_file=path) == []
+    assert list(folder.iterdir()) == []  # nothing was written into it
+    assert path.read_bytes() == before
+    tally("trust: file store folder open to others", 3)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "socket-like-dev-null"])
+def test_a_file_store_that_is_not_a_regular_file_is_refused_at_once(
+    isolated: Path, kind: str
+) -> None:
+    path, _ = project(isolated, secrets='["DB_PASSWORD"]')
+    before = path.read_bytes()
+    store = store_file()
+    store.parent.mkdir(parents=True, mode=0o700)
+    store.parent.chmod(0o700)
+    if kind == "fifo":
+        os.mkfifo(store, 0o600)
+    elif kind == "folder":
+        store.mkdir(mode=0o700)
+    else:
+        store.symlink_to("/dev/null")
+    for args in (["secret", "put", "DB_PASSWORD"], ["explain"]):
+        run = run_watched(args, input=SENTINEL, env=FILE_STORE, cwd=isolated, timeout=30)
+        assert run.returncode == 4, run.result
+        assert run.elapsed < 10, run.elapsed  # a FIFO is refused, not waited on
+        lines = error_lines(run)
+        assert len(lines) == 1, run.result
+        assert str(store) in lines[0]
+        assert "hint:" in run.stderr
+        assert not has_traceback(run), run.result
+        assert leaks(run, SENTINEL, roots=[isolated, store.parent], project_file=path) == []
+    assert path.read_bytes() == before
+    tally("trust: file store not a regular file", 2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_file_store_folder_of_another_user_is_refused(isolated: Path) -> None:
+    path, _ = project(isolated)
+    folder = store_file().parent
+    folder.mkdir(parents=True, mode=0o700)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(folder, nobody.pw_uid, nobody.pw_gid)
+    run = run_watched(
+        ["secret", "put", "DB_PASSWORD"], input=SENTINEL, env=FILE_STORE, cwd=isolated
+    )
+    assert run.returncode == 4, run.result
+    assert "belongs to another user" in run.stderr
+    assert leaks(run, SENTINEL, roots=[isolated, folder], project_file=path) == []
+    assert list(folder.iterdir()) == []
+
+
+@pytest.fixture
+def locked_store(isolated: Path) -> Iterator[Path]:
+    """The file store's folder, locked by another process that never lets go."""
+    folder = store_file().parent
+    folder.mkdir(parents=True, mode=0o700)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield folder
+    finally:
+        os.close(fd)
+
+
+def test_a_file_store_lock_never_released_is_exit_4_within_the_deadline(
+    isolated: Path, locked_store: Path
+) -> None:
+    path, _ = project(isolated)
+    run = run_watched(
+        ["secret", "put", "DB_PASSWORD"], input=SENTINEL, env=FILE_STORE, cwd=isolated, timeout=60
+    )
+    assert run.returncode == 4, run.result
+    assert "did not answer within 5 s" in run.stderr, run.result
+    assert run.elapsed < 15, run.elapsed
+    assert not has_traceback(run)
+    assert leaks(run, SENTINEL, roots=[isolated, locked_store], project_file=path) == []
+    assert "DB_PASSWORD" not in path.read_text()
+    tally("trust: file store deadline")
