@@ -140,7 +140,13 @@ class PromptDismissedError(SecretStoreError):
     """The keyring's unlock prompt was dismissed, or could not be shown."""
 
 
-class KeyringTimeoutError(SecretStoreError):
+class StoreDeadlineError(SecretStoreError):
+    """A store call did not answer within its deadline. What it was asked to do may still
+    happen after pgconnect gave up (a stalled keyring daemon resumes and handles the queued
+    call): callers that change the store treat its outcome as unknown."""
+
+
+class KeyringTimeoutError(StoreDeadlineError):
     """A keyring call did not answer within its deadline."""
 
 
@@ -153,7 +159,7 @@ class UnsafeFileStoreError(SecretStoreError):
     regular file."""
 
 
-class FileStoreTimeoutError(SecretStoreError):
+class FileStoreTimeoutError(StoreDeadlineError):
     """The opt-in file store did not answer within its deadline (a hung network mount, a lock
     some other process never lets go of)."""
 

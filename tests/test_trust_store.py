@@ -8,8 +8,13 @@ file others can read.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pwd
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -17,7 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_project
+from tests.conftest import (
+    KeyringSession,
+    cli_environ,
+    start_keyring_session,
+    stop_keyring_session,
+    write_project,
+)
 from tests.faultkit import SENTINEL, error_lines, has_traceback, leaks, run_watched, tally
 
 FILE_STORE = {"PGCONNECT_SECRET_STORE": "file"}
@@ -135,3 +146,126 @@ def test_a_file_store_lock_never_released_is_exit_4_within_the_deadline(
     assert leaks(run, SENTINEL, roots=[isolated, locked_store], project_file=path) == []
     assert "DB_PASSWORD" not in path.read_text()
     tally("trust: file store deadline")
+
+
+# --------------------------------------------------------------------------- a keyring that stalls
+
+
+@pytest.fixture
+def private_keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyringSession]:
+    session = start_keyring_session(tmp_path_factory.mktemp("stalling-keyring"))
+    try:
+        yield session
+    finally:
+        stop_keyring_session(session)
+
+
+def _stall_at_create_item() -> str:
+    """python -c code: pgconnect, whose keyring daemon is stopped (SIGSTOP) right before the
+    Secret Service's CreateItem call is sent: the call that stores the value is queued, and
+    the daemon handles it once it resumes, long after pgconnect gave up."""
+    return (
+        "import os, signal, sys\n"
+        "import secretstorage.collection as c\n"
+        "orig = c.format_secret\n"
+        "def wrapped(*a, **k):\n"
+        "    result = orig(*a, **k)\n"
+        "    os.kill(int(os.environ['TRUST_WEDGE_PID']), signal.SIGSTOP)\n"
+        "    return result\n"
+        "c.format_secret = wrapped\n"
+        "from pgconnect.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+
+
+def _run_stalling(
+    args: list[str], keyring: KeyringSession, cwd: Path, stdin: str
+) -> subprocess.CompletedProcess[str]:
+    assert keyring.daemon is not None
+    env = cli_environ({**keyring.environ(), "TRUST_WEDGE_PID": str(keyring.daemon.pid)})
+    began = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _stall_at_create_item(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=60,
+        )
+    finally:
+        os.kill(keyring.daemon.pid, signal.SIGCONT)
+    assert time.monotonic() - began < 30  # the 5 s deadline, start-up, two busy cores
+    return proc
+
+
+def _settled(keyring: KeyringSession, service: str, name: str) -> str | None:
+    """The stored value once the resumed daemon has worked through its queue (it answers the
+    lookup only after the calls queued before it)."""
+    deadline = time.monotonic() + 15
+    while True:
+        value = keyring.lookup(service, name)
+        if value is not None or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("command", ["put", "bulk"])
+def test_a_keyring_stalling_on_the_store_call_never_leaves_an_undeclared_value(
+    isolated: Path, private_keyring: KeyringSession, command: str
+) -> None:
+    path, name = project(isolated)
+    if command == "put":
+        args, stdin = ["secret", "put", "DB_PASSWORD"], SENTINEL
+    else:
+        args, stdin = ["secret", "bulk", "-"], json.dumps({"DB_PASSWORD": SENTINEL})
+    proc = _run_stalling(args, private_keyring, isolated, stdin)
+    assert proc.returncode == 4, proc
+    assert "did not answer within 5 s" in proc.stderr, proc
+    assert SENTINEL not in proc.stdout + proc.stderr
+    assert not has_traceback_text(proc.stderr)
+    stored = _settled(private_keyring, f"pgconnect:{name}", "DB_PASSWORD")
+    # The daemon handled the queued call after pgconnect gave up: the value is stored, and so
+    # it must be declared.
+    assert stored == SENTINEL, "the stall did not hit the store call; the test proves nothing"
+    assert declared(path) == ["DB_PASSWORD"]
+    assert "stays declared" in proc.stderr or "so it is declared" in proc.stderr
+    assert SENTINEL.encode() not in path.read_bytes()
+    listed = run_watched(["secret", "list", "--json"], env=private_keyring.environ(), cwd=isolated)
+    assert listed.returncode == 0, listed.result
+    assert '"set": true' in listed.stdout
+    tally("trust: stalled keyring (stored ⇒ declared)")
+
+
+def test_a_keyring_that_refuses_takes_the_new_declaration_back(
+    isolated: Path, private_keyring: KeyringSession
+) -> None:
+    """The control: a store that fails for certain (the daemon gone) leaves no declaration."""
+    path, _ = project(isolated)
+    before = path.read_bytes()
+    code = (
+        "import os, sys\n"
+        "import pgconnect.secrets as s\n"
+        "def refuse(self, service, name, value):\n"
+        "    raise s.KeyringFailedError('the keyring failed: refused')\n"
+        "s.KeyringStore.set = refuse\n"
+        "from pgconnect.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "secret", "put", "DB_PASSWORD"],
+        input=SENTINEL,
+        capture_output=True,
+        text=True,
+        env=cli_environ(private_keyring.environ()),
+        cwd=isolated,
+        timeout=60,
+    )
+    assert proc.returncode == 4, proc
+    assert path.read_bytes() == before
+    assert SENTINEL not in proc.stdout + proc.stderr
+
+
+def has_traceback_text(text: str) -> bool:
+    return "Traceback" in text or 'File "' in text
