@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from pgconnect.errors import SecretStoreError
@@ -84,11 +84,34 @@ class SecretStore(Protocol):
     def delete(self, service: str, name: str) -> bool: ...
 
 
+#: (monotonic time, what set it): a command's own time limit, which every store call's deadline
+#: stays within (``check --timeout 2`` does not wait 5 s for a stalled keyring).
+_BUDGET: list[tuple[float, str]] = []
+
+
+@contextlib.contextmanager
+def budget(until: float, label: str) -> Iterator[None]:
+    """Within the block, no store call waits past UNTIL (``time.monotonic()``); LABEL names
+    the limit in the error (e.g. ``--timeout 2``)."""
+    _BUDGET.append((until, label))
+    try:
+        yield
+    finally:
+        _BUDGET.pop()
+
+
 def with_deadline(call: Callable[[], T], what: str, deadline: float = DEADLINE_S) -> T:
-    """Run CALL in a daemon thread; raise KeyringTimeoutError if it has not answered by DEADLINE.
+    """Run CALL in a daemon thread; raise KeyringTimeoutError if it has not answered by DEADLINE
+    (or by the end of the command's ``budget``, if that comes first).
 
     A daemon thread, so a call stuck in a hung D-Bus peer never keeps the process alive.
     """
+    limit = ""
+    if _BUDGET:
+        until, label = min(_BUDGET)
+        remaining = max(until - time.monotonic(), 0.05)
+        if remaining < deadline:
+            deadline, limit = remaining, label
     box: dict[str, object] = {}
 
     def run() -> None:
@@ -101,6 +124,11 @@ def with_deadline(call: Callable[[], T], what: str, deadline: float = DEADLINE_S
     thread.start()
     thread.join(deadline)
     if thread.is_alive():
+        if limit:
+            raise KeyringTimeoutError(
+                f"the keyring did not answer within {limit} ({what})",
+                hint="the keyring daemon may be hung, or the time limit is too short for it",
+            )
         raise KeyringTimeoutError(
             f"the keyring did not answer within {deadline:g} s ({what})",
             hint="the keyring daemon may be hung; restart it (e.g. gnome-keyring-daemon "
@@ -607,9 +635,9 @@ class FileStore:
     def _timed(self, call: Callable[[], T], what: str) -> T:
         try:
             return with_deadline(call, what, self.deadline)
-        except KeyringTimeoutError:
+        except KeyringTimeoutError as exc:
             raise FileStoreTimeoutError(
-                f"the file store {self.path} did not answer within {self.deadline:g} s ({what})",
+                exc.message.replace("the keyring", f"the file store {self.path}", 1),
                 hint="another process may hold its folder's lock, or the disk may hang; "
                 "nothing was changed",
             ) from None

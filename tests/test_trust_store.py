@@ -269,3 +269,30 @@ def test_a_keyring_that_refuses_takes_the_new_declaration_back(
 
 def has_traceback_text(text: str) -> bool:
     return "Traceback" in text or 'File "' in text
+
+
+# --------------------------------------------------------------------------- check --timeout
+
+
+def test_check_timeout_bounds_a_stalled_keyring(
+    isolated: Path, private_keyring: KeyringSession
+) -> None:
+    path, name = project(isolated)
+    env = private_keyring.environ()
+    stored = run_watched(["secret", "put", "DB_PASSWORD"], input=SENTINEL, env=env, cwd=isolated)
+    assert stored.returncode == 0, stored.result
+    assert private_keyring.daemon is not None
+    os.kill(private_keyring.daemon.pid, signal.SIGSTOP)
+    try:
+        run = run_watched(["check", "--timeout", "2"], env=env, cwd=isolated, timeout=60)
+    finally:
+        os.kill(private_keyring.daemon.pid, signal.SIGCONT)
+    assert run.returncode == 4, run.result
+    [line] = error_lines(run)
+    assert line.startswith("error: the keyring did not answer within --timeout 2 s ("), run.result
+    # 2 s from pgconnect's start, plus the interpreter's start and exit; the keyring's own
+    # deadline alone is 5 s.
+    assert run.elapsed < 4.5, run.elapsed
+    assert leaks(run, SENTINEL, roots=[isolated], project_file=path) == []
+    assert f"pgconnect:{name}" not in run.stdout
+    tally("trust: check --timeout bounds the keyring")
