@@ -617,13 +617,12 @@ class FileStore:
 
     def _update(self, change: Callable[[dict[str, dict[str, str]]], bool]) -> bool:
         """Read, CHANGE, write back (only if CHANGE returns True), under a folder lock."""
-        import fcntl
 
         self._prepare()
         self._check_folder()
         dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            self._lock(dir_fd)
             data = self._read()
             changed = change(data)
             if changed:
@@ -641,6 +640,26 @@ class FileStore:
                 hint="another process may hold its folder's lock, or the disk may hang; "
                 "nothing was changed",
             ) from None
+
+    def _lock(self, dir_fd: int) -> None:
+        """Take the folder's lock, or fail for certain (nothing was changed) well before the
+        call's own deadline: a lock never released is a known outcome, not an unknown one."""
+        import fcntl
+
+        give_up = time.monotonic() + self.deadline * 0.8
+        while True:
+            try:
+                fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    raise SecretStoreError(
+                        f"the file store {self.path} is locked by another process "
+                        f"(waited {self.deadline * 0.8:g} s); nothing was changed",
+                        hint="let the other pgconnect finish, or find what holds "
+                        f"{self.path.parent} open (fuser -v {self.path.parent})",
+                    ) from None
+                time.sleep(0.05)
 
     def get(self, service: str, name: str) -> Secret | None:
         value = self._timed(lambda: self._read().get(service, {}).get(name), "reading a secret")

@@ -140,11 +140,12 @@ def test_a_file_store_lock_never_released_is_exit_4_within_the_deadline(
         ["secret", "put", "DB_PASSWORD"], input=SENTINEL, env=FILE_STORE, cwd=isolated, timeout=60
     )
     assert run.returncode == 4, run.result
-    assert "did not answer within 5 s" in run.stderr, run.result
+    # A lock never released is a known outcome (nothing was written), told before the deadline.
+    assert "is locked by another process (waited 4 s); nothing was changed" in run.stderr
     assert run.elapsed < 15, run.elapsed
     assert not has_traceback(run)
     assert leaks(run, SENTINEL, roots=[isolated, locked_store], project_file=path) == []
-    assert "DB_PASSWORD" not in path.read_text()
+    assert "DB_PASSWORD" not in path.read_text()  # not declared: it certainly was not stored
     tally("trust: file store deadline")
 
 
