@@ -518,9 +518,18 @@ def _create_role_and_db(state: State, superuser_pw: str, password: str) -> str:
 def _ignored_by_git(project: Project) -> bool | None:
     gitignore = project.folder / ".gitignore"
     try:
-        lines = gitignore.read_text(errors="replace").splitlines()
+        # A repository's file: O_NONBLOCK and a regular-file check, so a FIFO cannot hang start.
+        fd = os.open(gitignore, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        lines = os.read(fd, 1 << 20).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     patterns = {ln.strip() for ln in lines}
     return bool(patterns & {".pgconnect", ".pgconnect/", "/.pgconnect", "/.pgconnect/"})
 

@@ -356,14 +356,15 @@ def _pids_in(datadir: Path) -> list[int]:
 def test_a_real_sandbox_ignores_a_planted_ca_link_and_a_swapped_bindir(
     arena: tuple[Path, Path, str], keyring_session: KeyringSession
 ) -> None:
-    """Start over a repository's ``.pgconnect/sandbox-ca.crt`` symlink: the link is replaced, its
-    target untouched. Then the state file's bindir is swapped for a folder of marker programs:
+    """Start over a repository's ``.pgconnect/sandbox-ca.crt`` symlink (and a FIFO for its
+    ``.gitignore``): the link is replaced, its target untouched, nothing hangs. Then the state file's bindir is swapped for a folder of marker programs:
     stop still stops the server with the machine's own pg_ctl, and no marker program runs."""
     base, project, _name = arena
     env = keyring_session.environ()
     dot = project / ".pgconnect"
     dot.mkdir(mode=0o755)
     (dot / "sandbox-ca.crt").symlink_to(base / "victim-file")
+    os.mkfifo(project / ".gitignore")  # read by start for its advice: must not hang it
     before = snapshot(base, project)
     started = run_cli("sandbox", "start", cwd=project, env=env, timeout=120)
     assert started.returncode == 0, started
