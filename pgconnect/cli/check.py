@@ -96,8 +96,15 @@ def check(
         raise UsageError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
     if wait is not None and not (wait > 0 and wait < 86400):
         raise UsageError(f"--wait must be a number of seconds above 0, not {wait:g}")
+    # --timeout bounds the command, not just the probing: count from pgconnect's own start
+    # (reading the project and the keyring come out of the same budget). With --wait, each
+    # later attempt gets --timeout of its own and the whole command --wait.
+    deadline = common.STARTED + timeout
     ctx = common.load(config, env)
-    resolution = ctx.resolve(connection_only=True)
+    from pgconnect.secrets import budget
+
+    with budget(deadline, f"--timeout {timeout:g} s"):
+        resolution = ctx.resolve(connection_only=True)
     effective = resolution.get("sslmode") or "prefer"
     if sslmode == ALL:
         modes: tuple[str, ...] = params.SSLMODES
@@ -106,13 +113,10 @@ def check(
         decisive = sslmode or effective
         modes = (decisive,)
 
-    # --timeout bounds the command, not just the probing: count from pgconnect's own start
-    # (reading the project and the keyring come out of the same budget). With --wait, each
-    # attempt gets --timeout and the whole command --wait.
     what = "the six sslmodes" if len(modes) > 1 else f"sslmode={modes[0]}"
     if wait is None:
         with common.progress(f"checking {what} (up to {timeout:g} s)"):
-            report = _probe(resolution, modes, timeout, common.STARTED + timeout)
+            report = _probe(resolution, modes, timeout, deadline)
     else:
         report = _wait_for(resolution, modes, decisive, timeout, wait, quiet)
 
