@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pgconnect import keywords
 from pgconnect.conninfo import redact
 from pgconnect.errors import (
     ConfigError,
@@ -61,6 +62,20 @@ class ConnectFailed(Exception):
 # libpq 13–18 messages. TLS rules come before the pg_hba ones on purpose: when allow/prefer tried
 # twice (TLS, then plaintext) the TLS reason is the one to fix, the plaintext refusal follows it.
 _RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
+    (
+        # libpq 16+ refuses these pairs before connecting (fe-connect.c, connectOptions2).
+        r"weak sslmode .* may not be used with sslrootcert=system",
+        "tls",
+        ConfigError,
+        "sslrootcert=system (the system's trusted roots) works only with sslmode=verify-full: "
+        "set DB_SSLMODE=verify-full, or leave it unset (libpq then uses verify-full)",
+    ),
+    (
+        r"weak sslmode .* may not be used with sslnegotiation=direct",
+        "tls",
+        ConfigError,
+        "sslnegotiation=direct needs sslmode=require, verify-ca or verify-full",
+    ),
     (
         r"could not translate host name|Name or service not known|nodename nor servname|"
         r"Temporary failure in name resolution|No address associated with hostname",
@@ -279,7 +294,7 @@ def _conninfo(
     kwargs = dict(params)
     kwargs.update(overrides)
     kwargs.setdefault("application_name", APPLICATION_NAME)
-    secrets = tuple(v for k, v in kwargs.items() if k in ("password", "sslpassword") and v)
+    secrets = tuple(v for k, v in kwargs.items() if k in keywords.SECRET and v)
     try:
         return psycopg.conninfo.make_conninfo("", **kwargs), secrets
     except psycopg.ProgrammingError as exc:  # invalid conninfo (e.g. a bad keyword)

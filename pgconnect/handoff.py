@@ -23,11 +23,11 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgconnect import params
+from pgconnect import keywords, libpqfiles, params
 from pgconnect.conninfo import ENV_VARS, env_vars
 from pgconnect.errors import CommandError, UsageError
 
@@ -55,6 +55,14 @@ class Handoff:
     passfile: Path | None = None
     #: keywords libpq reads from no environment variable: the child cannot see them.
     dropped: list[str] = field(default_factory=list)
+    #: the passfile's content (``passfile_text``); None: one line for any connection.
+    passfile_text: str | None = None
+    #: a connection service the child is to use from a temporary service file: its name, the
+    #: values of its section, and the user's own service file to follow it.
+    service: str | None = None
+    service_values: dict[str, str] = field(default_factory=dict)
+    service_tail: str = ""
+    servicefile: Path | None = None
 
 
 def passfile_line(password: str) -> str:
@@ -73,6 +81,32 @@ def passfile_line(password: str) -> str:
     return f"*:*:*:*:{escaped}\n"
 
 
+def passfile_text(
+    password: str, targets: Sequence[libpqfiles.Target], user_passfile: Path | None
+) -> str:
+    """The child's passfile: lines that offer PASSWORD only for the connection it belongs to
+    (its host(s), port(s), database and user), then the user's own passfile when libpq would
+    read it, so a child that connects elsewhere gets what it would have got without pgconnect
+    (libpq takes the first matching line)."""
+    text = libpqfiles.passfile_entries(targets, password)
+    if user_passfile is not None and libpqfiles.passfile_usable(user_passfile):
+        with contextlib.suppress(OSError):
+            theirs = user_passfile.read_bytes().decode("utf-8", "surrogateescape")
+            text += theirs if theirs.endswith("\n") or not theirs else theirs + "\n"
+    return text
+
+
+def user_service_file_text(environ: Mapping[str, str]) -> str:
+    """The user's own service file (to follow pgconnect's section), or ""."""
+    path = libpqfiles.user_service_file(environ)
+    if path is None:
+        return ""
+    try:
+        return "\n" + path.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError:
+        return ""
+
+
 def _private_dir() -> str | None:
     """$XDG_RUNTIME_DIR when it is ours and private (a tmpfs on systemd machines), else the temp
     folder."""
@@ -85,16 +119,16 @@ def _private_dir() -> str | None:
     return None
 
 
-def write_passfile(password: str, directory: str | None = None) -> Path:
-    """Create the temporary passfile: mkstemp (O_EXCL, mode 0600), written before anyone is told
-    its name."""
-    line = passfile_line(password)
-    fd, name = tempfile.mkstemp(
-        prefix="pgconnect-", suffix=".pgpass", dir=directory or _private_dir()
-    )
+def write_passfile(
+    password: str, directory: str | None = None, *, text: str | None = None, suffix: str = ".pgpass"
+) -> Path:
+    """Create the temporary passfile (or TEXT under SUFFIX): mkstemp (O_EXCL, mode 0600), written
+    before anyone is told its name."""
+    line = passfile_line(password) if text is None else text
+    fd, name = tempfile.mkstemp(prefix="pgconnect-", suffix=suffix, dir=directory or _private_dir())
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, line.encode("utf-8"))
+        os.write(fd, line.encode("utf-8", "surrogateescape"))
     except BaseException:
         os.close(fd)
         os.unlink(name)
@@ -135,17 +169,82 @@ def child_environ(
     return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}))
 
 
+def use_service_file(
+    handoff: Handoff,
+    connect_params: Mapping[str, str],
+    user_service: libpqfiles.Service | None,
+    base: Mapping[str, str],
+) -> None:
+    """Hand the connection over through a temporary connection service file as well, when the
+    environment cannot carry it all: keywords libpq reads from no variable (``sslpassword`` and
+    the other secrets but the password, keepalives, …), or a service of the user's (libpq puts a
+    service's values above the PG* variables, so pgconnect's own values must be in the section
+    to keep winning over it, as they do in pgconnect's connections)."""
+    if not handoff.dropped and user_service is None:
+        return
+    values = {k: v for k, v in connect_params.items() if k not in ("password", "service")}
+    if user_service is not None:
+        for keyword, value in user_service.values.items():
+            if keyword == "password" and "password" in connect_params:
+                continue  # pgconnect's password (in the passfile) wins, as in its connections
+            values.setdefault(keyword, value)
+    handoff.service = user_service.name if user_service is not None else "pgconnect"
+    handoff.service_values = values
+    handoff.service_tail = user_service_file_text(base)
+    libpqfiles.service_text(handoff.service, values)  # refuse an unwritable value before starting
+    handoff.dropped = []
+
+
+#: The oldest libpq still supported (PostgreSQL's five-year policy): ``exec`` warns about any
+#: requirement an older-than-needed libpq in the child would silently ignore.
+OLDEST_LIBPQ = 14
+
+
+def unsupported(connect_params: Mapping[str, str], version: int) -> list[tuple[str, int]]:
+    """The handed-over parameters a libpq of major VERSION does not know: (name, version needed),
+    named as ``require_auth`` or ``sslrootcert=system``."""
+    out: list[tuple[str, int]] = []
+    for keyword, value in connect_params.items():
+        needed = keywords.needs(keyword, value)
+        if needed is not None and needed > version:
+            out.append((keywords.described(keyword, value), needed))
+    return out
+
+
+def psql_version(environ: Mapping[str, str]) -> int | None:
+    """psql's major version (``psql --version``, run as the child would be), or None."""
+    try:
+        proc = subprocess.run(
+            ["psql", "--version"],
+            capture_output=True,
+            text=True,
+            env=dict(environ),
+            timeout=15,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\(PostgreSQL\)\s+(\d+)", proc.stdout)
+    return int(found.group(1)) if found else None
+
+
 #: Linux has sigwaitinfo (it tells a terminal's signal from a process's); macOS has not.
 USE_SIGWAITINFO = hasattr(signal, "sigwaitinfo")
 
 
-def _start_watchdog(path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A shell in its own session (so the terminal's signals miss it) that removes PATH once
+def _start_watchdog(*paths: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A shell in its own session (so the terminal's signals miss it) that removes PATHS once
     pgconnect's end of a pipe closes — however pgconnect ends. Returns it and the write end."""
     read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
     try:
         watchdog = subprocess.Popen(
-            ["/bin/sh", "-c", 'read -r _; rm -f -- "$1"', "pgconnect-passfile-watchdog", str(path)],
+            [
+                "/bin/sh",
+                "-c",
+                'read -r _; rm -f -- "$@"',
+                "pgconnect-passfile-watchdog",
+                *(str(p) for p in paths),
+            ],
             stdin=read_end,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -166,14 +265,27 @@ def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
     watchdog: tuple[subprocess.Popen[bytes], int] | None = None
     try:
         if password is not None:
-            handoff.passfile = write_passfile(password)
+            handoff.passfile = write_passfile(password, text=handoff.passfile_text)
             handoff.environ[ENV_VARS["passfile"]] = str(handoff.passfile)
-            watchdog = _start_watchdog(handoff.passfile)
+        if handoff.service is not None:
+            values = dict(handoff.service_values)
+            if handoff.passfile is not None:
+                # A passfile the user's service names would beat PGPASSFILE (libpq reads the
+                # service before the environment): the section names pgconnect's.
+                values["passfile"] = str(handoff.passfile)
+            text = libpqfiles.service_text(handoff.service, values) + handoff.service_tail
+            handoff.servicefile = write_passfile("", text=text, suffix=".pg_service.conf")
+            handoff.environ["PGSERVICEFILE"] = str(handoff.servicefile)
+            handoff.environ[ENV_VARS["service"]] = handoff.service
+        made = [p for p in (handoff.passfile, handoff.servicefile) if p is not None]
+        if made:
+            watchdog = _start_watchdog(*made)
         yield
     finally:
-        if handoff.passfile is not None:
-            with contextlib.suppress(FileNotFoundError):
-                handoff.passfile.unlink()
+        for made_file in (handoff.passfile, handoff.servicefile):
+            if made_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    made_file.unlink()
         if watchdog is not None:
             process, write_end = watchdog
             os.close(write_end)

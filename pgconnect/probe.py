@@ -510,22 +510,26 @@ def check(
     warnings: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     deadline: float | None = None,
+    implied: Mapping[str, str] | None = None,
 ) -> Report:
     """Check CONN (libpq keywords, secrets revealed) under each of SSLMODES, all within TIMEOUT.
 
     EFFECTIVE_SSLMODE is the project's (for warnings); MISSING_SECRETS and ENV name declared
     secrets that are not set (for hints); WARNINGS are added first (e.g. the missing-secret one).
     DEADLINE (``time.monotonic()``) overrides now + TIMEOUT, for a caller whose clock started
-    earlier (the CLI counts from its own start).
+    earlier (the CLI counts from its own start). IMPLIED are the values libpq itself will take
+    from a connection service (or its PG* variables): they decide the hosts to probe, as they
+    decide libpq's.
     """
     environ = os.environ if environ is None else environ
+    seen = {**(implied or {}), **conn}  # what libpq will use; CONN wins
     for mode in sslmodes:
         if mode not in params.SSLMODES:
             raise ValueError(f"not an sslmode: {mode!r}")
     started = time.monotonic()
     deadline = started + timeout if deadline is None else deadline
     connect.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
-    hosts = _hosts(conn, environ)
+    hosts = _hosts(seen, environ)
     net = Network(unix_socket=all(h.is_socket for h in hosts))
 
     # dns: once, in a thread, under the deadline.
@@ -567,7 +571,7 @@ def check(
         elif not first.is_socket:
             addresses = resolved.addresses.get(0) or _literal_addresses(first)
             net.addresses = [ip for _, ip in addresses]
-            sni = (conn.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0"
+            sni = (seen.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0"
             probe_thread = threading.Thread(
                 target=_network_probe,
                 args=(first, addresses, deadline, net, sni),
@@ -585,7 +589,7 @@ def check(
         endpoint = next((run.clock.endpoint for run in runs if run.clock.endpoint), {})
         _name_addresses(results, hosts, resolved)
 
-    target = _target(conn, environ, hosts, endpoint)
+    target = _target(seen, environ, hosts, endpoint)
     _add_hints(results, net, missing_secrets, env)
     report = Report(
         target=target,
@@ -617,6 +621,7 @@ def check_resolution(
         env=resolution.env,
         warnings=[extra] if extra else [],
         deadline=deadline,
+        implied={p.keyword: p.reveal() for p in resolution.params if not p.explicit},
     )
 
 
