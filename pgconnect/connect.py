@@ -77,6 +77,14 @@ _RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
         "sslnegotiation=direct needs sslmode=require, verify-ca or verify-full",
     ),
     (
+        # libpq 18 checks the keys' form before it connects.
+        r"invalid SCRAM (client|server) key",
+        "auth",
+        ConfigError,
+        "scram_client_key and scram_server_key are the role's SCRAM keys, base64-encoded "
+        "(as in its pg_authid verifier)",
+    ),
+    (
         r"could not translate host name|Name or service not known|nodename nor servname|"
         r"Temporary failure in name resolution|No address associated with hostname",
         "dns",

@@ -34,6 +34,8 @@ from pgconnect import pki
 from pgconnect.cluster import Cluster, chown_to, find_bindir, free_port, server_user
 
 REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["tests.plugin_libpq"]
 SERVER_SANS = ["localhost", "127.0.0.1", "::1"]
 WRONG_HOST_SANS = ["wrong-host.invalid"]
 
