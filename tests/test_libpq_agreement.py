@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from pgconnect import keywords
 from tests.conftest import REPO, KeyringSession, Result, clean_environ, write_project
@@ -178,12 +179,15 @@ def test_sslrootcert_system_means_verify_full_as_in_libpq(
     # libpq: the test CA is not among the system's roots, so verification fails at TLS.
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
         psycopg.connect(
-            **server.params(
-                host="localhost",
-                user=roles.app,
-                sslmode=None,
-                password=roles.app_password,
-                sslrootcert="system",
+            make_conninfo(
+                "",
+                **server.params(
+                    host="localhost",
+                    user=roles.app,
+                    sslmode=None,
+                    password=roles.app_password,
+                    sslrootcert="system",
+                ),
             )
         )
     out = cli("check", "--json", env=env)
@@ -192,7 +196,7 @@ def test_sslrootcert_system_means_verify_full_as_in_libpq(
 
     # A weaker mode with it: libpq refuses the pair, so does pgconnect (exit 3, named).
     with pytest.raises(psycopg.OperationalError, match="weak sslmode"):
-        psycopg.connect(**server.params(sslmode="require", sslrootcert="system"))
+        psycopg.connect(make_conninfo("", **server.params(sslmode="require", sslrootcert="system")))
     weak = cli("query", "select 1", env={**env, "DB_SSLMODE": "require"})
     assert weak.returncode == 3, weak
     assert "sslrootcert=system" in weak.stderr
