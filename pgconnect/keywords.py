@@ -179,8 +179,22 @@ VALUE_SINCE: dict[tuple[str, str], int] = {
 }
 
 
+#: Values that ask for what an older libpq does anyway: a libpq that ignores them loses nothing.
+SAME_AS_BEFORE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sslnegotiation", "postgres"),
+        ("sslcertmode", "allow"),
+        ("load_balance_hosts", "disable"),
+        ("gssdelegation", "0"),
+    }
+)
+
+
 def needs(keyword: str, value: str) -> int | None:
-    """The libpq major version KEYWORD=VALUE needs, or None when every supported one has it."""
+    """The libpq major version KEYWORD=VALUE needs, or None when every supported one has it
+    (or an older libpq that ignores it does the same thing anyway)."""
+    if (keyword, value) in SAME_AS_BEFORE:
+        return None
     row = BY_NAME.get(keyword)
     since = row.since if row is not None else None
     by_value = VALUE_SINCE.get((keyword, value))

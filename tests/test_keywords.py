@@ -72,6 +72,8 @@ def test_every_secret_keyword_is_redacted_in_both_forms(keyword: str) -> None:
         ("sslrootcert", "/etc/ssl/root.crt", None),
         ("sslcertmode", "require", 16),
         ("sslnegotiation", "direct", 17),
+        ("sslnegotiation", "postgres", None),  # what libpq before 17 does anyway
+        ("sslcertmode", "allow", None),
         ("load_balance_hosts", "random", 16),
         ("target_session_attrs", "read-write", None),
         ("target_session_attrs", "standby", 14),

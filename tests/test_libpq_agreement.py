@@ -338,8 +338,8 @@ def test_sslpassword_reaches_the_child_through_a_private_service_file(
     ("line", "named", "version"),
     [
         ('DB_REQUIRE_AUTH = "scram-sha-256"', "require_auth", 16),
-        ('DB_SSLNEGOTIATION = "postgres"', "sslnegotiation", 17),
-        ('DB_SSLCERTMODE = "allow"', "sslcertmode", 16),
+        ('DB_SSLNEGOTIATION = "direct"', "sslnegotiation", 17),
+        ('DB_SSLCERTMODE = "require"', "sslcertmode", 16),
     ],
 )
 def test_psql_refuses_what_its_libpq_would_ignore(
