@@ -460,7 +460,9 @@ class _ModeRun:
                 timeout=self.timeout,
                 clock=self.clock,
                 sslmode=self.sslmode,
-                gssencmode="disable",
+                # GSSAPI encryption would hide the TLS stage; off unless the user requires it
+                # (pgconnect never weakens a requirement the user set anywhere libpq reads).
+                gssencmode="require" if self.conn.get("gssencmode") == "require" else "disable",
             )
         except connect.ConnectFailed as exc:
             self._failed(exc.failure)
@@ -551,6 +553,8 @@ def check(
         net.error = "name resolution did not finish in time"
     else:
         libpq_conn = _with_addresses(conn, hosts, resolved)
+        if (seen.get("gssencmode") or environ.get("PGGSSENCMODE")) == "require":
+            libpq_conn["gssencmode"] = "require"
         first = hosts[0]
         first_stage = "dns" if first.needs_dns and 0 not in resolved.addresses else "tcp"
         runs = [

@@ -193,6 +193,14 @@ def test_sslrootcert_system_means_verify_full_as_in_libpq(
     out = cli("check", "--json", env=env)
     assert out.returncode == 6, out
     assert json.loads(out.stdout)["results"][0]["stage"] == "tls"
+    # Every weaker mode is refused by libpq with this root; check says why, not "tcp".
+    every = cli("check", "--json", "--sslmode", "all", env=env)
+    assert every.returncode == 6, every
+    for r in json.loads(every.stdout)["results"]:
+        assert not r["ok"], r
+        if r["sslmode"] != "verify-full":
+            assert "weak sslmode" in r["error"], r
+            assert "sslrootcert=system" in r["hint"], r
 
     # A weaker mode with it: libpq refuses the pair, so does pgconnect (exit 3, named).
     with pytest.raises(psycopg.OperationalError, match="weak sslmode"):
