@@ -330,9 +330,9 @@ def _libpq_sources(out: dict[str, Param], environ: Mapping[str, str]) -> None:
     if "password" not in out:
         passfile = out["passfile"].reveal() if "passfile" in out else None
         path = libpqfiles.passfile_path(passfile, {} if passfile else environ)
-        conn = {k: p.reveal() for k, p in out.items() if k in ("host", "hostaddr", "port")}
-        conn.update({k: p.reveal() for k, p in out.items() if k in ("dbname", "user")})
-        first = libpqfiles.targets(conn, {})[0]
+        keys = ("host", "hostaddr", "port", "dbname", "user")
+        conn = {k: p.reveal() for k, p in out.items() if k in keys}
+        first = libpqfiles.targets(conn, {})[0]  # libpq looks up each host; explain shows one
         if path is not None:
             found = libpqfiles.passfile_lookup(
                 path, first.host, first.port, first.dbname, first.user
