@@ -9,6 +9,8 @@ The passfile is removed when the child ends, however it ends: pgconnect waits fo
 every forwarded signal blocked (``sigwaitinfo``), so SIGINT/SIGTERM/SIGHUP to pgconnect are passed
 on and pgconnect still outlives the child to clean up; if pgconnect itself is killed (SIGKILL, the
 OOM killer), a tiny watchdog shell in its own session notices the closed pipe and removes the file.
+The watchdog is started first, for a name chosen in advance, and only then is the file created
+under that name: there is no moment at which the file exists and nothing would remove it.
 
 Nothing here prints; the CLI reports.
 """
@@ -122,22 +124,31 @@ def _private_dir() -> str | None:
     return None
 
 
-def write_passfile(
-    password: str, directory: str | None = None, *, text: str | None = None, suffix: str = ".pgpass"
-) -> Path:
-    """Create the temporary passfile (or TEXT under SUFFIX): mkstemp (O_EXCL, mode 0600), written
-    before anyone is told its name."""
-    line = passfile_line(password) if text is None else text
-    fd, name = tempfile.mkstemp(prefix="pgconnect-", suffix=suffix, dir=directory or _private_dir())
+def passfile_name(directory: str | None = None, suffix: str = ".pgpass") -> Path:
+    """A name for the temporary passfile (or service file: SUFFIX) that nobody can guess (128
+    random bits)."""
+    import secrets
+
+    folder = directory or _private_dir() or tempfile.gettempdir()
+    return Path(folder) / f"pgconnect-{secrets.token_hex(16)}{suffix}"
+
+
+def write_passfile(path: Path, password: str, *, text: str | None = None) -> None:
+    """Create the passfile at PATH (holding TEXT when given, else one line for PASSWORD):
+    O_EXCL | O_NOFOLLOW (nothing anyone prepared there is written through), mode 0600, written
+    in full before anyone is told its name."""
+    data = (passfile_line(password) if text is None else text).encode("utf-8", "surrogateescape")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, line.encode("utf-8", "surrogateescape"))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     except BaseException:
         os.close(fd)
-        os.unlink(name)
+        os.unlink(path)
         raise
     os.close(fd)
-    return Path(name)
 
 
 def child_environ(
@@ -309,33 +320,66 @@ def _start_watchdog(*paths: Path) -> tuple[subprocess.Popen[bytes], int]:
     return watchdog, write_end
 
 
+def _create(
+    path: Path, password: str, text: str | None, watchdog: tuple[subprocess.Popen[bytes], int]
+) -> None:
+    try:
+        write_passfile(path, password, text=text)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError):
+            # Not ours (a 2^-128 chance, or someone prepared it): the watchdog must not remove
+            # it, so it is killed rather than let go.
+            watchdog[0].kill()
+        raise CommandError(
+            f"cannot create the temporary passfile in {path.parent}: {exc.strerror}"
+        ) from None
+
+
 @contextlib.contextmanager
 def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
-    """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it."""
+    """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it.
+
+    The watchdog starts before the file exists (for the name chosen in advance): a SIGKILL at
+    any moment after the file is created still has something to remove it.
+    """
     watchdog: tuple[subprocess.Popen[bytes], int] | None = None
+    paths: list[Path] = []
+    created: list[Path] = []
     try:
         if password is not None:
-            handoff.passfile = write_passfile(password, text=handoff.passfile_text)
-            handoff.environ[ENV_VARS["passfile"]] = str(handoff.passfile)
+            if handoff.passfile_text is None:
+                passfile_line(password)  # refuse an impossible password before starting anything
+            paths.append(passfile_name())
         if handoff.service is not None:
-            values = dict(handoff.service_values)
-            if handoff.passfile is not None:
-                # A passfile the user's service names would beat PGPASSFILE (libpq reads the
-                # service before the environment): the section names pgconnect's.
-                values["passfile"] = str(handoff.passfile)
-            text = libpqfiles.service_text(handoff.service, values) + handoff.service_tail
-            handoff.servicefile = write_passfile("", text=text, suffix=".pg_service.conf")
-            handoff.environ["PGSERVICEFILE"] = str(handoff.servicefile)
-            handoff.environ[ENV_VARS["service"]] = handoff.service
-        made = [p for p in (handoff.passfile, handoff.servicefile) if p is not None]
-        if made:
-            watchdog = _start_watchdog(*made)
+            paths.append(passfile_name(suffix=".pg_service.conf"))
+        if not paths:
+            yield
+            return
+        watchdog = _start_watchdog(*paths)  # before any file exists
+        for path in paths:
+            if path.suffix == ".pgpass":
+                assert password is not None
+                _create(path, password, handoff.passfile_text, watchdog)
+                handoff.passfile = path
+                handoff.environ[ENV_VARS["passfile"]] = str(path)
+            else:
+                assert handoff.service is not None
+                values = dict(handoff.service_values)
+                if handoff.passfile is not None:
+                    # A passfile the user's service names would beat PGPASSFILE (libpq reads
+                    # the service before the environment): the section names pgconnect's.
+                    values["passfile"] = str(handoff.passfile)
+                text = libpqfiles.service_text(handoff.service, values) + handoff.service_tail
+                _create(path, "", text, watchdog)
+                handoff.servicefile = path
+                handoff.environ["PGSERVICEFILE"] = str(path)
+                handoff.environ[ENV_VARS["service"]] = handoff.service
+            created.append(path)
         yield
     finally:
-        for made_file in (handoff.passfile, handoff.servicefile):
-            if made_file is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    made_file.unlink()
+        for path in created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         if watchdog is not None:
             process, write_end = watchdog
             os.close(write_end)
