@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pgconnect import diagnosis
+from pgconnect import diagnosis, keywords
 from pgconnect.conninfo import redact
 from pgconnect.errors import (
     ConfigError,
@@ -152,9 +152,7 @@ def _conninfo(
         # diagnosis classifies (exit 3). Not with a service: its own sslpassword must win.
         kwargs["sslpassword"] = NO_SSLPASSWORD
     secrets = tuple(
-        v
-        for k, v in kwargs.items()
-        if k in ("password", "sslpassword") and v and v != NO_SSLPASSWORD
+        v for k, v in kwargs.items() if k in keywords.SECRET and v and v != NO_SSLPASSWORD
     )
     try:
         return psycopg.conninfo.make_conninfo("", **kwargs), secrets

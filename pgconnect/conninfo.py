@@ -20,6 +20,7 @@ import shlex
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from pgconnect import keywords
 from pgconnect.errors import ConfigError
 from pgconnect.params import LIBPQ_KEYWORDS, SECRET_KEYWORDS
 
@@ -30,48 +31,13 @@ URI_PREFIXES = ("postgresql://", "postgres://")
 _SPACE = frozenset(" \t\n\v\f\r")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
-#: keyword -> libpq environment variable (PQconndefaults' ``envvar``; checked by a test).
-ENV_VARS: dict[str, str] = {
-    "host": "PGHOST",
-    "hostaddr": "PGHOSTADDR",
-    "port": "PGPORT",
-    "dbname": "PGDATABASE",
-    "user": "PGUSER",
-    "password": "PGPASSWORD",
-    "passfile": "PGPASSFILE",
-    "require_auth": "PGREQUIREAUTH",
-    "channel_binding": "PGCHANNELBINDING",
-    "service": "PGSERVICE",
-    "options": "PGOPTIONS",
-    "application_name": "PGAPPNAME",
-    "sslmode": "PGSSLMODE",
-    "sslnegotiation": "PGSSLNEGOTIATION",
-    "sslcompression": "PGSSLCOMPRESSION",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslcertmode": "PGSSLCERTMODE",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcrl": "PGSSLCRL",
-    "sslcrldir": "PGSSLCRLDIR",
-    "sslsni": "PGSSLSNI",
-    "requirepeer": "PGREQUIREPEER",
-    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
-    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
-    "min_protocol_version": "PGMINPROTOCOLVERSION",
-    "max_protocol_version": "PGMAXPROTOCOLVERSION",
-    "gssencmode": "PGGSSENCMODE",
-    "krbsrvname": "PGKRBSRVNAME",
-    "gsslib": "PGGSSLIB",
-    "gssdelegation": "PGGSSDELEGATION",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-    "client_encoding": "PGCLIENTENCODING",
-    "target_session_attrs": "PGTARGETSESSIONATTRS",
-    "load_balance_hosts": "PGLOADBALANCEHOSTS",
-}
+#: keyword -> libpq environment variable (PQconndefaults' ``envvar``; from the one table).
+ENV_VARS: dict[str, str] = keywords.ENV_VARS
 
 # --------------------------------------------------------------------------- redaction
 
-_SECRET_KEYS = r"(?:password|sslpassword|oauth_client_secret|scram_client_key)"
+# Every secret keyword of the one table (longest first, so no name stops at a shorter one).
+_SECRET_KEYS = "(?:" + "|".join(sorted(keywords.SECRET, key=lambda k: (-len(k), k))) + ")"
 # libpq's URI user info: "user:password@" before the first '/', the password up to the first '@'
 # (it may hold raw ':', '?' and '#').
 _URI_USERINFO = re.compile(r"(postgres(?:ql)?://[^:@/\s\"']*:)[^@/]*@", re.IGNORECASE)
@@ -103,6 +69,10 @@ def redact(text: str, *secrets: str) -> str:
 class _Invalid(Exception):
     """A parse error; its message is already redacted."""
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
 
 def parse(dsn: str) -> dict[str, str]:
     """Split a URI or key=value connection string into libpq keywords, exactly as libpq's
@@ -114,7 +84,7 @@ def parse(dsn: str) -> dict[str, str]:
             return _parse_uri(dsn)
         return _parse_kv(dsn)
     except _Invalid as exc:
-        raise ConfigError(f"not a valid connection string: {exc}") from None
+        raise ConfigError(f"not a valid connection string: {exc}", hint=exc.hint) from None
 
 
 class _Options:
@@ -190,7 +160,9 @@ def _parse_kv(s: str) -> dict[str, str]:
                 else:
                     chars.append(c)
         if not opts.store(name, "".join(chars)):
-            raise _Invalid(f"invalid connection option {opts.token(name)}")
+            raise _Invalid(
+                f"invalid connection option {opts.token(name)}", keywords.provider_hint(name)
+            )
     return opts.values
 
 
@@ -361,7 +333,38 @@ def _parse_query(query: str, uri: str, opts: _Options) -> None:
         if keyword == "ssl" and value == "true":
             keyword, value = "sslmode", "require"
         if not opts.store(keyword, value):
-            raise _Invalid(f'invalid URI query parameter: "{keyword}"')
+            raise _Invalid(
+                f'invalid URI query parameter: "{keyword}"', keywords.provider_hint(keyword)
+            )
+
+
+def without_provider_parameters(dsn: str) -> tuple[str, list[str]]:
+    """DSN without the URI query parameters that providers add and libpq does not take
+    (``keywords.PROVIDER_PARAMETERS``: Prisma's ``pgbouncer=true``, ``schema=``, …), and the
+    names removed. A key=value string is returned as it is."""
+    from urllib.parse import unquote
+
+    if not dsn.startswith(URI_PREFIXES):
+        return dsn, []
+    p = dsn.index("//") + 2
+    j = p
+    while j < len(dsn) and dsn[j] not in "@/":
+        j += 1
+    # libpq: user info ends at the first '@' before the first '/'; a password may hold '?'.
+    q = dsn.find("?", j + 1 if j < len(dsn) and dsn[j] == "@" else p)
+    if q < 0:
+        return dsn, []
+    kept: list[str] = []
+    removed: list[str] = []
+    for item in dsn[q + 1 :].split("&"):
+        name = unquote(item.partition("=")[0])
+        if name in keywords.PROVIDER_PARAMETERS:
+            removed.append(name)
+        else:
+            kept.append(item)
+    if not removed:
+        return dsn, []
+    return dsn[:q] + ("?" + "&".join(kept) if kept else ""), removed
 
 
 # --------------------------------------------------------------------------- building
@@ -382,10 +385,25 @@ def _enc(text: str) -> str:
     return quote(text, safe="")
 
 
+def _is_socket(host: str) -> bool:
+    # libpq: a host starting with "/" (or "@", Linux's abstract namespace) is a Unix socket.
+    return host.startswith(("/", "@"))
+
+
 def _enc_host(host: str) -> str:
-    if ":" in host:  # an IPv6 address: brackets, its ':' kept (libpq and WHATWG URL parsers)
+    if ":" in host and not _is_socket(host):
+        # an IPv6 address: brackets, its ':' kept (libpq and WHATWG URL parsers)
         return "[" + quote(host, safe=":") + "]"
     return _enc(host)  # a socket directory /var/run/postgresql becomes %2Fvar%2Frun%2Fpostgresql
+
+
+#: A socket folder made only of these goes in the URI's authority; any other (Cloud SQL's
+#: /cloudsql/proj:region:inst) goes in the query string, where every driver reads it.
+_PLAIN_SOCKET = re.compile(r"[A-Za-z0-9._~/-]+")
+
+#: Keywords node-postgres turns into a TLS demand (pg-connection-string: any of them sets
+#: ``ssl``). libpq never uses TLS on a Unix socket, so a socket-only URI leaves them out.
+_TLS_DEMANDS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslnegotiation")
 
 
 def to_uri(params: Mapping[str, str], reveal: bool = False) -> str:
@@ -396,10 +414,23 @@ def to_uri(params: Mapping[str, str], reveal: bool = False) -> str:
     query instead, so ``parse(to_uri(p)) == p`` — with one exception kept for readability: libpq
     reads a host list without ports (``postgresql://h1,h2``) back with ``port=","`` (every host on
     the default port 5432, where an unset port would let $PGPORT apply).
+
+    Written for every driver that reads URIs (libpq, node-postgres): a socket folder holding a
+    character outside ``A-Za-z0-9._~/-`` (Cloud SQL's ``/cloudsql/proj:region:inst``) goes in the
+    query as ``?host=``, and a URI whose hosts are all Unix sockets carries no sslmode, sslcert,
+    sslkey, sslrootcert or sslnegotiation: libpq ignores them on a socket, node-postgres would
+    demand TLS for any of them.
     """
     _check_nul(params)
     rest = dict(params)
     query: list[tuple[str, str]] = []
+    hosts_given = (params.get("host") or "").split(",")
+    socket_only = bool(params.get("host")) and not params.get("hostaddr")
+    socket_only = socket_only and all(_is_socket(h) for h in hosts_given)
+    if socket_only:
+        for keyword in _TLS_DEMANDS:
+            rest.pop(keyword, None)
+    in_query = any(_is_socket(h) and not _PLAIN_SOCKET.fullmatch(h) for h in hosts_given)
 
     userinfo = ""
     user = rest.pop("user", None)
@@ -423,9 +454,12 @@ def to_uri(params: Mapping[str, str], reveal: bool = False) -> str:
     port = rest.pop("port", None)
     hosts = host.split(",") if host is not None else []
     ports = port.split(",") if port is not None else []
-    if host == "":
-        query.append(("host", ""))
+    if host == "" or (in_query and host is not None):
+        query.append(("host", host or ""))
         hosts = []
+        if port is not None and port != "":
+            query.append(("port", port))
+            ports = []
     if port == "":
         query.append(("port", ""))
         ports = []

@@ -155,9 +155,20 @@ RULES: tuple[Rule, ...] = (
         r"weak sslmode .* may not be used with sslrootcert=system",
         "tls",
         ConfigError,
-        "sslrootcert=system is only safe with host-name checks: use DB_SSLMODE=verify-full",
+        "sslrootcert=system (the system's trusted roots) works only with sslmode=verify-full: "
+        "set DB_SSLMODE=verify-full, or leave it unset (libpq then uses verify-full)",
         "fe-connect.c",
         ('weak sslmode "require" may not be used with sslrootcert=system (use "verify-full")',),
+    ),
+    Rule(
+        # libpq 18 checks the keys' form before it connects.
+        r"invalid SCRAM (client|server) key",
+        "auth",
+        ConfigError,
+        "scram_client_key and scram_server_key are the role's SCRAM keys, base64-encoded "
+        "(as in its pg_authid verifier)",
+        "fe-connect.c",
+        ("invalid SCRAM client key", "invalid SCRAM server key"),
     ),
     Rule(
         r"require_auth method .* (cannot be mixed|is specified more than once)|"

@@ -25,11 +25,11 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgconnect import params
+from pgconnect import keywords, libpqfiles, params
 from pgconnect.conninfo import ENV_VARS, env_vars
 from pgconnect.errors import CommandError, UsageError
 
@@ -58,6 +58,14 @@ class Handoff:
     passfile: Path | None = None
     #: keywords libpq reads from no environment variable: the child cannot see them.
     dropped: list[str] = field(default_factory=list)
+    #: the passfile's content (``passfile_text``); None: one line for any connection.
+    passfile_text: str | None = None
+    #: a connection service the child is to use from a temporary service file: its name, the
+    #: values of its section, and the user's own service file to follow it.
+    service: str | None = None
+    service_values: dict[str, str] = field(default_factory=dict)
+    service_tail: str = ""
+    servicefile: Path | None = None
     #: NODE_EXTRA_CA_CERTS the user had set and pgconnect kept instead of the connection's CA.
     kept_node_ca: str | None = None
 
@@ -78,6 +86,32 @@ def passfile_line(password: str) -> str:
     return f"*:*:*:*:{escaped}\n"
 
 
+def passfile_text(
+    password: str, targets: Sequence[libpqfiles.Target], user_passfile: Path | None
+) -> str:
+    """The child's passfile: lines that offer PASSWORD only for the connection it belongs to
+    (its host(s), port(s), database and user), then the user's own passfile when libpq would
+    read it, so a child that connects elsewhere gets what it would have got without pgconnect
+    (libpq takes the first matching line)."""
+    text = libpqfiles.passfile_entries(targets, password)
+    if user_passfile is not None and libpqfiles.passfile_usable(user_passfile):
+        with contextlib.suppress(OSError):
+            theirs = user_passfile.read_bytes().decode("utf-8", "surrogateescape")
+            text += theirs if theirs.endswith("\n") or not theirs else theirs + "\n"
+    return text
+
+
+def user_service_file_text(environ: Mapping[str, str]) -> str:
+    """The user's own service file (to follow pgconnect's section), or ""."""
+    path = libpqfiles.user_service_file(environ)
+    if path is None:
+        return ""
+    try:
+        return "\n" + path.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError:
+        return ""
+
+
 def _private_dir() -> str | None:
     """$XDG_RUNTIME_DIR when it is ours and private (a tmpfs on systemd machines), else the temp
     folder."""
@@ -90,18 +124,20 @@ def _private_dir() -> str | None:
     return None
 
 
-def passfile_name(directory: str | None = None) -> Path:
-    """A name for the temporary passfile that nobody can guess (128 random bits)."""
+def passfile_name(directory: str | None = None, suffix: str = ".pgpass") -> Path:
+    """A name for the temporary passfile (or service file: SUFFIX) that nobody can guess (128
+    random bits)."""
     import secrets
 
     folder = directory or _private_dir() or tempfile.gettempdir()
-    return Path(folder) / f"pgconnect-{secrets.token_hex(16)}.pgpass"
+    return Path(folder) / f"pgconnect-{secrets.token_hex(16)}{suffix}"
 
 
-def write_passfile(path: Path, password: str) -> None:
-    """Create the passfile at PATH: O_EXCL | O_NOFOLLOW (nothing anyone prepared there is
-    written through), mode 0600, written in full before anyone is told its name."""
-    data = passfile_line(password).encode("utf-8")
+def write_passfile(path: Path, password: str, *, text: str | None = None) -> None:
+    """Create the passfile at PATH (holding TEXT when given, else one line for PASSWORD):
+    O_EXCL | O_NOFOLLOW (nothing anyone prepared there is written through), mode 0600, written
+    in full before anyone is told its name."""
+    data = (passfile_line(password) if text is None else text).encode("utf-8", "surrogateescape")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
@@ -194,17 +230,82 @@ def _ca_bundle(*parts: bytes) -> Path:
     return path
 
 
+def use_service_file(
+    handoff: Handoff,
+    connect_params: Mapping[str, str],
+    user_service: libpqfiles.Service | None,
+    base: Mapping[str, str],
+) -> None:
+    """Hand the connection over through a temporary connection service file as well, when the
+    environment cannot carry it all: keywords libpq reads from no variable (``sslpassword`` and
+    the other secrets but the password, keepalives, …), or a service of the user's (libpq puts a
+    service's values above the PG* variables, so pgconnect's own values must be in the section
+    to keep winning over it, as they do in pgconnect's connections)."""
+    if not handoff.dropped and user_service is None:
+        return
+    values = {k: v for k, v in connect_params.items() if k not in ("password", "service")}
+    if user_service is not None:
+        for keyword, value in user_service.values.items():
+            if keyword == "password" and "password" in connect_params:
+                continue  # pgconnect's password (in the passfile) wins, as in its connections
+            values.setdefault(keyword, value)
+    handoff.service = user_service.name if user_service is not None else "pgconnect"
+    handoff.service_values = values
+    handoff.service_tail = user_service_file_text(base)
+    libpqfiles.service_text(handoff.service, values)  # refuse an unwritable value before starting
+    handoff.dropped = []
+
+
+#: The oldest libpq still supported (PostgreSQL's five-year policy): ``exec`` warns about any
+#: requirement an older-than-needed libpq in the child would silently ignore.
+OLDEST_LIBPQ = 14
+
+
+def unsupported(connect_params: Mapping[str, str], version: int) -> list[tuple[str, int]]:
+    """The handed-over parameters a libpq of major VERSION does not know: (name, version needed),
+    named as ``require_auth`` or ``sslrootcert=system``."""
+    out: list[tuple[str, int]] = []
+    for keyword, value in connect_params.items():
+        needed = keywords.needs(keyword, value)
+        if needed is not None and needed > version:
+            out.append((keywords.described(keyword, value), needed))
+    return out
+
+
+def psql_version(environ: Mapping[str, str]) -> int | None:
+    """psql's major version (``psql --version``, run as the child would be), or None."""
+    try:
+        proc = subprocess.run(
+            ["psql", "--version"],
+            capture_output=True,
+            text=True,
+            env=dict(environ),
+            timeout=15,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\(PostgreSQL\)\s+(\d+)", proc.stdout)
+    return int(found.group(1)) if found else None
+
+
 #: Linux has sigwaitinfo (it tells a terminal's signal from a process's); macOS has not.
 USE_SIGWAITINFO = hasattr(signal, "sigwaitinfo")
 
 
-def _start_watchdog(path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A shell in its own session (so the terminal's signals miss it) that removes PATH once
+def _start_watchdog(*paths: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A shell in its own session (so the terminal's signals miss it) that removes PATHS once
     pgconnect's end of a pipe closes — however pgconnect ends. Returns it and the write end."""
     read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
     try:
         watchdog = subprocess.Popen(
-            ["/bin/sh", "-c", 'read -r _; rm -f -- "$1"', "pgconnect-passfile-watchdog", str(path)],
+            [
+                "/bin/sh",
+                "-c",
+                'read -r _; rm -f -- "$@"',
+                "pgconnect-passfile-watchdog",
+                *(str(p) for p in paths),
+            ],
             stdin=read_end,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -219,6 +320,21 @@ def _start_watchdog(path: Path) -> tuple[subprocess.Popen[bytes], int]:
     return watchdog, write_end
 
 
+def _create(
+    path: Path, password: str, text: str | None, watchdog: tuple[subprocess.Popen[bytes], int]
+) -> None:
+    try:
+        write_passfile(path, password, text=text)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError):
+            # Not ours (a 2^-128 chance, or someone prepared it): the watchdog must not remove
+            # it, so it is killed rather than let go.
+            watchdog[0].kill()
+        raise CommandError(
+            f"cannot create the temporary passfile in {path.parent}: {exc.strerror}"
+        ) from None
+
+
 @contextlib.contextmanager
 def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
     """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it.
@@ -227,30 +343,43 @@ def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
     any moment after the file is created still has something to remove it.
     """
     watchdog: tuple[subprocess.Popen[bytes], int] | None = None
-    created = False
+    paths: list[Path] = []
+    created: list[Path] = []
     try:
         if password is not None:
-            passfile_line(password)  # refuse an impossible password before starting anything
-            path = passfile_name()
-            watchdog = _start_watchdog(path)
-            try:
-                write_passfile(path, password)
-            except OSError as exc:
-                if isinstance(exc, FileExistsError):
-                    # Not ours (a 2^-128 chance, or someone prepared it): the watchdog must not
-                    # remove it, so it is killed rather than let go.
-                    watchdog[0].kill()
-                raise CommandError(
-                    f"cannot create the temporary passfile in {path.parent}: {exc.strerror}"
-                ) from None
-            created = True
-            handoff.passfile = path
-            handoff.environ[ENV_VARS["passfile"]] = str(path)
+            if handoff.passfile_text is None:
+                passfile_line(password)  # refuse an impossible password before starting anything
+            paths.append(passfile_name())
+        if handoff.service is not None:
+            paths.append(passfile_name(suffix=".pg_service.conf"))
+        if not paths:
+            yield
+            return
+        watchdog = _start_watchdog(*paths)  # before any file exists
+        for path in paths:
+            if path.suffix == ".pgpass":
+                assert password is not None
+                _create(path, password, handoff.passfile_text, watchdog)
+                handoff.passfile = path
+                handoff.environ[ENV_VARS["passfile"]] = str(path)
+            else:
+                assert handoff.service is not None
+                values = dict(handoff.service_values)
+                if handoff.passfile is not None:
+                    # A passfile the user's service names would beat PGPASSFILE (libpq reads
+                    # the service before the environment): the section names pgconnect's.
+                    values["passfile"] = str(handoff.passfile)
+                text = libpqfiles.service_text(handoff.service, values) + handoff.service_tail
+                _create(path, "", text, watchdog)
+                handoff.servicefile = path
+                handoff.environ["PGSERVICEFILE"] = str(path)
+                handoff.environ[ENV_VARS["service"]] = handoff.service
+            created.append(path)
         yield
     finally:
-        if created and handoff.passfile is not None:
+        for path in created:
             with contextlib.suppress(FileNotFoundError):
-                handoff.passfile.unlink()
+                path.unlink()
         if watchdog is not None:
             process, write_end = watchdog
             os.close(write_end)

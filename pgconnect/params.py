@@ -9,66 +9,15 @@ from __future__ import annotations
 
 import re
 
+from pgconnect import keywords
+
 NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 
-#: Every connection keyword libpq 13–18 knows (``psql -c '\conninfo'`` aside, these are the
-#: keywords of https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS).
-LIBPQ_KEYWORDS: frozenset[str] = frozenset(
-    {
-        "host",
-        "hostaddr",
-        "port",
-        "dbname",
-        "user",
-        "password",
-        "passfile",
-        "require_auth",
-        "channel_binding",
-        "connect_timeout",
-        "client_encoding",
-        "options",
-        "application_name",
-        "fallback_application_name",
-        "keepalives",
-        "keepalives_idle",
-        "keepalives_interval",
-        "keepalives_count",
-        "tcp_user_timeout",
-        "replication",
-        "gssencmode",
-        "sslmode",
-        "sslnegotiation",
-        "sslcompression",
-        "sslcert",
-        "sslkey",
-        "sslkeylogfile",
-        "sslpassword",
-        "sslcertmode",
-        "sslrootcert",
-        "sslcrl",
-        "sslcrldir",
-        "sslsni",
-        "requirepeer",
-        "ssl_min_protocol_version",
-        "ssl_max_protocol_version",
-        "min_protocol_version",
-        "max_protocol_version",
-        "krbsrvname",
-        "gsslib",
-        "gssdelegation",
-        "service",
-        "target_session_attrs",
-        "load_balance_hosts",
-        "scram_client_key",
-        "scram_server_key",
-        "oauth_issuer",
-        "oauth_client_id",
-        "oauth_client_secret",
-        "oauth_scope",
-    }
-)
+#: Every connection keyword libpq 13–18 knows: derived from the one table in ``keywords``
+#: (these names stay for the modules and tests that read them).
+LIBPQ_KEYWORDS: frozenset[str] = keywords.NAMES
 
-SSLMODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SSLMODES: tuple[str, ...] = keywords.SSLMODES
 
 #: Names with a meaning of their own (SPEC §1).
 URL_NAME = "DB_URL"
@@ -84,46 +33,15 @@ _ALIASES = {
 KEYWORD_NAMES = {"user": "DB_USERNAME", "dbname": "DB_NAME", "password": "DB_PASSWORD"}
 
 #: Keywords that hold a file path; relative paths are relative to the project file's folder.
-PATH_KEYWORDS = frozenset(
-    {"sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "passfile", "sslkeylogfile"}
-)
+PATH_KEYWORDS: frozenset[str] = keywords.PATHS
 
-#: Keywords whose value is secret wherever it comes from.
-#: libpq marks password, sslpassword and oauth_client_secret with dispchar "*"; the SCRAM keys
-#: (``scram_client_key``/``scram_server_key``) are derived from the password and as sensitive.
-SECRET_KEYWORDS = frozenset(
-    {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
-)
+#: Keywords whose value is secret wherever it comes from (password, sslpassword,
+#: oauth_client_secret, scram_client_key, scram_server_key: see ``keywords.TABLE``).
+SECRET_KEYWORDS: frozenset[str] = keywords.SECRET
 
-_INTEGER_KEYWORDS = frozenset(
-    {
-        "connect_timeout",
-        "keepalives_idle",
-        "keepalives_interval",
-        "keepalives_count",
-        "tcp_user_timeout",
-    }
-)
-_BOOLEAN_KEYWORDS = frozenset({"keepalives", "sslcompression", "sslsni", "gssdelegation"})
-_ENUM_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "sslmode": SSLMODES,
-    "gssencmode": ("disable", "prefer", "require"),
-    "channel_binding": ("disable", "prefer", "require"),
-    "sslcertmode": ("disable", "allow", "require"),
-    "sslnegotiation": ("postgres", "direct"),
-    "target_session_attrs": (
-        "any",
-        "read-write",
-        "read-only",
-        "primary",
-        "standby",
-        "prefer-standby",
-    ),
-    "load_balance_hosts": ("disable", "random"),
-    "replication": ("true", "false", "on", "off", "yes", "no", "1", "0", "database"),
-    "ssl_min_protocol_version": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
-    "ssl_max_protocol_version": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
-}
+_INTEGER_KEYWORDS = keywords.of_kind("int")
+_BOOLEAN_KEYWORDS = keywords.of_kind("bool")
+_ENUM_KEYWORDS: dict[str, tuple[str, ...]] = keywords.choices()
 
 
 class InvalidName(ValueError):
@@ -248,7 +166,8 @@ def check_url(url: str) -> dict[str, str]:
     try:
         parts = parse(url.strip())
     except ConfigError as exc:  # already redacted
-        raise InvalidValue(f"{URL_NAME} is {exc.message}") from None
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise InvalidValue(f"{URL_NAME} is {exc.message}{hint}") from None
     for keyword, part in parts.items():
         if keyword in SECRET_KEYWORDS:
             continue

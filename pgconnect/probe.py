@@ -507,7 +507,9 @@ class _ModeRun:
                 timeout=self.timeout,
                 clock=self.clock,
                 sslmode=self.sslmode,
-                gssencmode="disable",
+                # GSSAPI encryption would hide the TLS stage; off unless the user requires it
+                # (pgconnect never weakens a requirement the user set anywhere libpq reads).
+                gssencmode="require" if self.conn.get("gssencmode") == "require" else "disable",
             )
         except connect.ConnectFailed as exc:
             self._failed(exc.failure)
@@ -606,7 +608,8 @@ def _host_run(
             timeout=timeout,
             clock=clock,
             sslmode=sslmode,
-            gssencmode="disable",
+            # as in _ModeRun: GSSAPI off unless the user requires it
+            gssencmode="require" if conn.get("gssencmode") == "require" else "disable",
         )
     except connect.ConnectFailed as exc:
         out.stage = exc.failure.stage
@@ -682,6 +685,7 @@ def check(
     environ: Mapping[str, str] | None = None,
     deadline: float | None = None,
     hosts_sslmode: str | None = None,
+    implied: Mapping[str, str] | None = None,
 ) -> Report:
     """Check CONN (libpq keywords, secrets revealed) under each of SSLMODES, all within TIMEOUT.
 
@@ -692,9 +696,12 @@ def check(
     EFFECTIVE_SSLMODE is the project's (for warnings); MISSING_SECRETS and ENV name declared
     secrets that are not set (for hints); WARNINGS are added first (e.g. the missing-secret one).
     DEADLINE (``time.monotonic()``) overrides now + TIMEOUT, for a caller whose clock started
-    earlier (the CLI counts from its own start).
+    earlier (the CLI counts from its own start). IMPLIED are the values libpq itself will take
+    from a connection service (or its PG* variables): they decide the hosts to probe, as they
+    decide libpq's.
     """
     environ = os.environ if environ is None else environ
+    seen = {**(implied or {}), **conn}  # what libpq will use; CONN wins
     for mode in sslmodes:
         if mode not in params.SSLMODES:
             raise ValueError(f"not an sslmode: {mode!r}")
@@ -705,8 +712,8 @@ def check(
     if any(m != "disable" for m in sslmodes):  # libpq loads the files for any TLS attempt
         from pgconnect import clientcert
 
-        client_cert = clientcert.audit(conn, environ)
-    hosts = _hosts(conn, environ)
+        client_cert = clientcert.audit(seen, environ)
+    hosts = _hosts(seen, environ)
     host_results: list[HostResult] = []
     net = Network(unix_socket=all(h.is_socket for h in hosts))
 
@@ -729,6 +736,8 @@ def check(
         net.error = "name resolution did not finish in time"
     else:
         libpq_conn = _with_addresses(conn, hosts, resolved)
+        if (seen.get("gssencmode") or environ.get("PGGSSENCMODE")) == "require":
+            libpq_conn["gssencmode"] = "require"
         first = hosts[0]
         first_stage = "dns" if first.needs_dns and 0 not in resolved.addresses else "tcp"
         runs = [
@@ -749,7 +758,7 @@ def check(
         elif not first.is_socket:
             addresses = resolved.addresses.get(0) or _literal_addresses(first)
             net.addresses = [ip for _, ip in addresses]
-            sni = (conn.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0"
+            sni = (seen.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0"
             probe_thread = threading.Thread(
                 target=_network_probe,
                 args=(first, addresses, deadline, net, sni),
@@ -768,7 +777,7 @@ def check(
                 hosts_sslmode or (sslmodes[0] if len(sslmodes) == 1 else effective_sslmode),
                 deadline=deadline,
                 timeout=timeout,
-                sni=(conn.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0",
+                sni=(seen.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0",
             )
         for run in runs:
             run.thread.join(max(0.0, deadline + _GRACE - time.monotonic()))
@@ -788,7 +797,7 @@ def check(
         chosen = [h for h in with_cert if (h.host, h.port) in landed] or with_cert
         if chosen:
             net.certificate = chosen[0].certificate
-    target = _target(conn, environ, hosts, endpoint)
+    target = _target(seen, environ, hosts, endpoint)
     if client_cert is not None:
         client_cert.requested = _requested(results)
     _add_hints(results, net, missing_secrets, env)
@@ -896,6 +905,7 @@ def check_resolution(
         env=resolution.env,
         warnings=[extra] if extra else [],
         deadline=deadline,
+        implied={p.keyword: p.reveal() for p in resolution.params if not p.explicit},
     )
 
 

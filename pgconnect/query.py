@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgconnect import render, sqltext
+from pgconnect import keywords, render, sqltext
 from pgconnect.conninfo import redact
 from pgconnect.errors import NetworkError, PgconnectError, QueryError, UsageError
 from pgconnect.sqltext import Statement
@@ -345,7 +345,7 @@ def run(
     # Output is always UTF-8: COPY's bytes go out as the server encodes them, so the session's
     # client encoding is fixed rather than taken from DB_CLIENT_ENCODING or PGCLIENTENCODING.
     overrides = {"client_encoding": "UTF8"}
-    secrets = tuple(v for k, v in params.items() if k in ("password", "sslpassword") and v)
+    secrets = tuple(v for k, v in params.items() if k in keywords.SECRET and v)
     conn = connect(params, timeout=connect_timeout, autocommit=True, **overrides)
     try:
 
@@ -427,8 +427,12 @@ class _Runner:
         import psycopg
 
         request = self.request
+        # bytea prints as PostgreSQL's \x hex text whatever the role's or database's
+        # bytea_output (escape would otherwise reach every format, COPY's included). In a
+        # transaction the setting is local to it; otherwise it is the session's.
+        hex_bytea = "SELECT set_config('bytea_output', 'hex', {})"
         if request.in_transaction:
-            parts = ["BEGIN READ ONLY" if request.read_only else "BEGIN"]
+            parts = ["BEGIN READ ONLY" if request.read_only else "BEGIN", hex_bytea.format("true")]
             if request.timeout is not None:
                 ms = max(1, math.ceil(request.timeout * 1000))
                 parts.append(f"SELECT set_config('statement_timeout', '{ms}', true)")
@@ -438,6 +442,11 @@ class _Runner:
                 parts.append("SELECT 1")
             try:
                 self.conn.execute("; ".join(parts))
+            except psycopg.Error as exc:
+                raise self._error(exc, None) from None
+        else:
+            try:
+                self.conn.execute(hex_bytea.format("false"))
             except psycopg.Error as exc:
                 raise self._error(exc, None) from None
         for stmt in statements:

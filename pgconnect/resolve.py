@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgconnect import params
-from pgconnect.conninfo import ENV_VARS
+from pgconnect import keywords, params
 from pgconnect.errors import ConfigError
 from pgconnect.project import Project
 from pgconnect.secrets import MASK, Secret, SecretStore, service_name
@@ -22,8 +21,8 @@ ENVIRONMENT = "environment"
 DEFAULT = "default"
 
 #: libpq's environment variables (https://www.postgresql.org/docs/current/libpq-envars.html):
-#: PGxxx -> keyword, from the one table in conninfo.
-LIBPQ_ENV: dict[str, str] = {var: keyword for keyword, var in ENV_VARS.items()}
+#: PGxxx -> keyword, from the one table in keywords.
+LIBPQ_ENV: dict[str, str] = keywords.BY_ENV_VAR
 
 _ORDER = ["host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert"]
 
@@ -206,7 +205,9 @@ def _url_has_password(url: str) -> bool:
     try:
         return params.url_has_password(url)
     except ConfigError as exc:  # the message is already redacted
-        raise ConfigError(f"DB_URL (from {ENVIRONMENT}) is {exc.message}", hint=_URL_HINT) from None
+        raise ConfigError(
+            f"DB_URL (from {ENVIRONMENT}) is {exc.message}", hint=exc.hint or _URL_HINT
+        ) from None
 
 
 _URL_HINT = (
@@ -253,7 +254,7 @@ def build_params(
             parts = parse(url.reveal())
         except ConfigError as exc:  # the message is already redacted
             raise ConfigError(
-                f"DB_URL (from {url.source}) is {exc.message}", hint=_URL_HINT
+                f"DB_URL (from {url.source}) is {exc.message}", hint=exc.hint or _URL_HINT
             ) from None
         for url_keyword, part in parts.items():
             try:
@@ -295,24 +296,68 @@ def build_params(
     except params.InvalidValue as exc:
         raise ConfigError(str(exc)) from None
 
-    # libpq's own environment variables fill what nobody set; report them (libpq reads them).
-    for var, keyword in LIBPQ_ENV.items():
-        if keyword not in out and environ.get(var):
-            raw_env: str | Secret = environ[var]
-            if keyword in params.SECRET_KEYWORDS:
-                raw_env = Secret(environ[var])
-            out[keyword] = Param(keyword, None, raw_env, f"libpq-env:{var}", explicit=False)
-
-    if "sslmode" not in out:
-        effective_host = out["host"].reveal() if "host" in out else None
-        out["sslmode"] = Param(
-            "sslmode", "DB_SSLMODE", params.default_sslmode(effective_host), DEFAULT
-        )
+    _libpq_sources(out, environ)
 
     def order(p: Param) -> tuple[int, str]:
         return (_ORDER.index(p.keyword) if p.keyword in _ORDER else len(_ORDER), p.keyword)
 
     return sorted(out.values(), key=order)
+
+
+def _libpq_sources(out: dict[str, Param], environ: Mapping[str, str]) -> None:
+    """Fill what no pgconnect source set from libpq's own sources, in libpq's order
+    (fe-connect.c conninfo_add_defaults): the connection service, then the PG* variables; then
+    the passfile's password; only then pgconnect's defaults. libpq reads the first three itself:
+    they are reported (``explicit=False``), never passed, so nothing pgconnect passes can
+    override them."""
+    from pgconnect import libpqfiles
+
+    def put(keyword: str, value: str, source: str) -> None:
+        shown: str | Secret = Secret(value) if keyword in params.SECRET_KEYWORDS else value
+        out[keyword] = Param(keyword, None, shown, source, explicit=False)
+
+    service = out["service"].reveal() if "service" in out else environ.get("PGSERVICE")
+    if service:
+        entry = libpqfiles.find_service(service, environ)
+        for keyword, value in entry.values.items():
+            if keyword not in out:
+                put(keyword, value, f"libpq-service:{service}")
+
+    for var, keyword in LIBPQ_ENV.items():
+        if keyword not in out and environ.get(var):
+            put(keyword, environ[var], f"libpq-env:{var}")
+
+    if "password" not in out:
+        passfile = out["passfile"].reveal() if "passfile" in out else None
+        path = libpqfiles.passfile_path(passfile, {} if passfile else environ)
+        keys = ("host", "hostaddr", "port", "dbname", "user")
+        conn = {k: p.reveal() for k, p in out.items() if k in keys}
+        first = libpqfiles.targets(conn, {})[0]  # libpq looks up each host; explain shows one
+        if path is not None:
+            found = libpqfiles.passfile_lookup(
+                path, first.host, first.port, first.dbname, first.user
+            )
+            if found is not None:
+                put("password", found, f"libpq-passfile:{path}")
+
+    rootcert = out["sslrootcert"].reveal() if "sslrootcert" in out else None
+    if "sslmode" not in out:
+        if rootcert == "system":
+            # libpq 16+: sslrootcert=system with no sslmode means verify-full.
+            out["sslmode"] = Param("sslmode", "DB_SSLMODE", "verify-full", DEFAULT)
+        else:
+            effective_host = out["host"].reveal() if "host" in out else None
+            out["sslmode"] = Param(
+                "sslmode", "DB_SSLMODE", params.default_sslmode(effective_host), DEFAULT
+            )
+    elif rootcert == "system" and out["sslmode"].reveal() != "verify-full":
+        mode = out["sslmode"]
+        raise ConfigError(
+            f"sslmode={mode.reveal()} (from {mode.source}) cannot be used with "
+            f"sslrootcert=system (from {out['sslrootcert'].source}): libpq 16 and later refuse "
+            "any sslmode but verify-full with the system's trusted roots",
+            hint="set DB_SSLMODE=verify-full, or leave it unset (libpq then uses verify-full)",
+        )
 
 
 def _relative_to(path: str, folder: Path) -> str:

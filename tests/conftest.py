@@ -33,7 +33,10 @@ import pytest
 from pgconnect import pki
 from pgconnect.cluster import Cluster, chown_to, find_bindir, free_port, server_user
 
-pytest_plugins = ["tests.plugin_check"]
+pytest_plugins = [
+    "tests.plugin_check",
+    "tests.plugin_libpq",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_SANS = ["localhost", "127.0.0.1", "::1"]

@@ -370,8 +370,10 @@ def test_exec_environment_and_passfile(
     assert env["MODE"] == "600"
     passfile = Path(env["FILE"])
     assert env["PGPASSFILE"] == str(passfile)
-    # .pgpass format: any host, port, database, user; ':' and '\' escaped in the password.
-    assert lines[-1] == "*:*:*:*:" + WEIRD.replace("\\", "\\\\").replace(":", "\\:")
+    # .pgpass format, scoped to this connection's host, port, database and user; ':' and '\'
+    # escaped in the password.
+    escaped = WEIRD.replace("\\", "\\\\").replace(":", "\\:")
+    assert lines[-1] == f"127.0.0.1:{server.port}:postgres:{ROLE}:{escaped}"
     assert not passfile.exists()
     assert WEIRD not in out.stderr
 

@@ -109,6 +109,17 @@ def libpq_reads(text: str, params: dict[str, str]) -> dict[str, str]:
     # to_uri's one documented exception: a host list without ports reads back with port=",…".
     if "port" not in params and "port" in got and set(got["port"]) <= {","}:
         del got["port"]
+    # The other: a socket-only URI leaves out the TLS keywords (libpq ignores them on a socket).
+    hosts = params.get("host", "").split(",")
+    if (
+        text.startswith("postgresql://")
+        and params.get("host")
+        and not params.get("hostaddr")
+        and all(h.startswith(("/", "@")) for h in hosts)
+    ):
+        for keyword in ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslnegotiation"):
+            if keyword in params and keyword not in got:
+                got[keyword] = params[keyword]
     return got
 
 
@@ -197,6 +208,8 @@ def test_a_db_url_base_and_its_overrides_reach_libpq(
     params = resolution.connect_params()
     expected = {k: str(v) for k, v in conninfo_to_dict(url).items()}
     expected.update({KEYWORD[n]: v for n, v in overrides.items()})
+    if "sslmode" not in expected:  # a socket-only URI carries none: pgconnect's default applies
+        expected["sslmode"] = default_sslmode(expected.get("host"))
     assert params == expected
     for fmt in ("uri", "conninfo"):
         assert libpq_reads(conninfo.FORMATS[fmt](params, True), params) == params

@@ -92,7 +92,7 @@ def psql(
 
 
 def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> None:
-    from pgconnect import handoff
+    from pgconnect import handoff, libpqfiles
 
     if not argv:
         raise UsageError("no command given", hint="pgconnect exec -- CMD [ARGS]...")
@@ -101,19 +101,32 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
         common.warn(warning)
     connect_params = resolution.connect_params()
     # Includes a password that only an inherited PGPASSWORD supplies: the child does not get that
-    # variable, so it gets the passfile instead.
-    password = resolution.get("password")
-    if password is not None:
-        handoff.passfile_line(password)  # refuse an unrepresentable password before starting
+    # variable, so it gets the passfile instead. One the user's own passfile or service gives is
+    # left to them: the child's libpq reads those itself.
+    found = resolution.param("password")
+    password = None
+    if found is not None and not found.source.startswith(("libpq-passfile:", "libpq-service:")):
+        password = found.reveal()
     plain = {name: value.reveal() for name, value in resolution.plain_vars().items()}
     url_pair = (url_var, conninfo.to_uri(connect_params, reveal=True)) if url_var else None
     prepared = handoff.child_environ(os.environ, connect_params, plain, url_var=url_pair)
+    effective = {p.keyword: p.reveal() for p in resolution.params}
+    if password is not None:
+        # Scoped to this connection (libpq's own lookup keys), then the user's own passfile.
+        theirs = libpqfiles.passfile_path(effective.get("passfile"), os.environ)
+        prepared.passfile_text = handoff.passfile_text(
+            password, libpqfiles.targets(effective, {}), theirs
+        )
+    service = effective.get("service")
+    user_service = libpqfiles.find_service(service, os.environ) if service else None
+    handoff.use_service_file(prepared, connect_params, user_service, os.environ)
     if prepared.dropped:
         common.warn(
             f"libpq reads no environment variable for {', '.join(prepared.dropped)}; "
             f"{argv[0]} will not get {'it' if len(prepared.dropped) == 1 else 'them'}"
             + ("" if url_var else " (--url-var passes a full URL)")
         )
+    _check_child_libpq(argv, connect_params, prepared.environ)
     if prepared.kept_node_ca is not None:
         common.warn(
             f"NODE_EXTRA_CA_CERTS names {prepared.kept_node_ca}, which cannot be read; kept it, "
@@ -129,6 +142,33 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
         common.note(f"error: {argv[0]}: permission denied")
         raise typer.Exit(126) from None
     raise typer.Exit(status)
+
+
+def _check_child_libpq(
+    argv: list[str], connect_params: dict[str, str], environ: dict[str, str]
+) -> None:
+    """A requirement the child's libpq would silently ignore is never handed over as if it held:
+    psql's version is known (exit 3); any other child's is not (one warning per parameter)."""
+    from pgconnect import handoff
+
+    if argv[0] == "psql":
+        version = handoff.psql_version(environ)
+        if version is None:
+            return  # not found: run() reports it
+        missing = handoff.unsupported(connect_params, version)
+        if missing:
+            name, needed = missing[0]
+            raise ConfigError(
+                f"psql {version} does not support {name} (it needs psql {needed} or later): "
+                f"its libpq would ignore the requirement",
+                hint=f"install psql {needed} or later, or remove {name} from the project",
+            )
+        return
+    for name, needed in handoff.unsupported(connect_params, handoff.OLDEST_LIBPQ):
+        common.warn(
+            f"{name} needs libpq {needed} or later: if {argv[0]} uses an older libpq, it "
+            "ignores the requirement"
+        )
 
 
 # --------------------------------------------------------------------------- init --from-url
@@ -159,7 +199,7 @@ def init_from_url(
     target: Path, project_name: str, source: str, env: str | None, force: bool
 ) -> None:
     """``init --from-url``: variables into the new file, secrets into the store (never the file)."""
-    dsn = read_url(source)
+    dsn, removed = conninfo.without_provider_parameters(read_url(source))
     parts = conninfo.parse(dsn)
     plain: dict[str, str] = {}
     secrets: dict[str, str] = {}
@@ -201,6 +241,13 @@ def init_from_url(
                     editor.set_var(name, value, env)
             for name in secrets:
                 editor.declare_secret(name, env)
+    from pgconnect.keywords import PROVIDER_PARAMETERS
+
+    for name in removed:
+        common.note(
+            f"note: removed ?{name}= from the connection string: libpq does not take it "
+            f"({PROVIDER_PARAMETERS[name]})"
+        )
     where = "[vars]" if env is None else f"[env.{env}.vars]"
     common.note(
         f"wrote {target} (project {project_name!r}): {', '.join(plain) or 'no variables'} "
