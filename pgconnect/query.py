@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import psycopg
 
 FETCH_SIZE = 2000  # rows per FETCH from a cursor
+APPLICATION_NAME = "pgconnect query"
 CURSOR = "pgconnect_rows"
 SAVEPOINT = "pgconnect_try"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -310,6 +311,19 @@ def caret_lines(sql: str, offset: int, width: int = 100) -> list[str]:
     return [label + shown, " " * (len(label) + col) + "^"]
 
 
+def fetch_statement(sql: str, limit: int = 800) -> str:
+    """The FETCH that reads a cursor, led by a comment holding the user's SQL: pg_stat_activity
+    (and the server log) show what is running, not only ``FETCH FORWARD … FROM pgconnect_rows``.
+
+    PostgreSQL's block comments nest, so ``/*`` and ``*/`` inside the SQL are pulled apart; a
+    long statement is shortened so that the FETCH itself survives ``track_activity_query_size``
+    (1024 bytes by default)."""
+    text = sql.strip().replace("/*", "/ *").replace("*/", "* /")
+    if len(text) > limit:
+        text = text[:limit] + " …"
+    return f"/* pgconnect query: {text} */ FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}"
+
+
 def _wrapping_failed(exc: Exception, sent: Sent) -> bool:
     """Did the server refuse pgconnect's wrapping rather than the user's SQL?"""
     diag = getattr(exc, "diag", None)
@@ -345,6 +359,9 @@ def run(
     # Output is always UTF-8: COPY's bytes go out as the server encodes them, so the session's
     # client encoding is fixed rather than taken from DB_CLIENT_ENCODING or PGCLIENTENCODING.
     overrides = {"client_encoding": "UTF8"}
+    if not params.get("application_name"):
+        # What a DBA sees in pg_stat_activity next to the statement (DB_APPLICATION_NAME wins).
+        overrides["application_name"] = APPLICATION_NAME
     secrets = tuple(v for k, v in params.items() if k in ("password", "sslpassword") and v)
     conn = connect(params, timeout=connect_timeout, autocommit=True, **overrides)
     try:
@@ -555,7 +572,8 @@ class _Runner:
                 if own:
                     self.conn.execute("ROLLBACK")
                 return False
-            cur.execute(f"FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}")
+            fetch = fetch_statement(sent.body)
+            cur.execute(fetch)
             columns = [render.Column(c.name, c.type_code) for c in cur.description or []]
             first = cur.fetchall()
 
@@ -565,7 +583,7 @@ class _Runner:
                     yield from batch
                     if len(batch) < FETCH_SIZE:
                         return
-                    cur.execute(f"FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}")
+                    cur.execute(fetch)
                     batch = cur.fetchall()
 
             result: render.Result
