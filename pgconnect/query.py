@@ -503,6 +503,11 @@ class _Runner:
         json_prefix = 'SELECT row_to_json("pgconnect row".*) FROM (\n'
         json_suffix = '\n) AS "pgconnect row"'
         if spec.server_json and sent.args is None:
+            described = self._describe(sent)
+            if described is None:
+                return False
+            if described:
+                return self._json_copy(sent, described)
             return self._copy(
                 sent.wrapped("COPY (" + json_prefix, json_suffix + ") TO STDOUT"), json=True
             )
@@ -551,6 +556,53 @@ class _Runner:
                 written = self.writer.write(result)
             except psycopg.Error as exc:
                 raise self._error(exc, sent) from None
+        self.events.result(f"SELECT {written.rows}", written)
+        return True
+
+    def _describe(self, sent: Sent) -> list[tuple[str, int]] | None:
+        """The columns (name, type OID) of a query, from ``SELECT * FROM (…) LIMIT 0``: planned,
+        not run (a Limit of 0 never asks its subplan for a row). None if the server refused the
+        wrapping (the statement is then run as written)."""
+        import psycopg
+
+        probe = sent.wrapped("SELECT * FROM (\n", '\n) AS "pgconnect row" LIMIT 0')
+        cur = self.conn.cursor()
+        with self._attempt(probe, savepoint=not self._idle()) as refused:
+            cur.execute(probe.text)
+        if refused[0]:
+            return None
+        try:
+            return [(c.name, c.type_code) for c in cur.description or []]
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                cur.close()
+
+    def _json_copy(self, sent: Sent, columns: list[tuple[str, int]]) -> bool:
+        """JSON rows from COPY's text format, keys and quotes put in by pgconnect (see
+        ``pgconnect.jsoncopy``: cheaper for the server than row_to_json)."""
+        import psycopg
+
+        from pgconnect import jsoncopy
+
+        names = [n for n, _ in columns]
+        oids = [o for _, o in columns]
+        aliases = ", ".join(f'"{i}"' for i in range(1, len(columns) + 1))
+        wrapped = sent.wrapped(
+            f"COPY (SELECT {jsoncopy.select_list(oids)} FROM (\n",  # noqa: S608 - names we made
+            f'\n) AS "pgconnect row"({aliases})) TO STDOUT',
+        )
+        cur = self.conn.cursor()
+        with contextlib.ExitStack() as stack:
+            with self._attempt(wrapped, savepoint=not self._idle()) as refused:
+                copy = stack.enter_context(cur.copy(wrapped.text))
+            if refused[0]:
+                return False
+            try:
+                written = self.writer.write(
+                    render.JsonLines(jsoncopy.json_lines(copy, names, oids))
+                )
+            except psycopg.Error as exc:
+                raise self._error(exc, wrapped) from None
         self.events.result(f"SELECT {written.rows}", written)
         return True
 

@@ -349,13 +349,21 @@ class JsonRows:
 
 
 @dataclass
+class JsonLines:
+    """Batches of finished JSON lines (each ending with a newline) and how many rows each holds
+    (``pgconnect.jsoncopy`` builds them from COPY's text output)."""
+
+    batches: Iterable[tuple[bytes, int]]
+
+
+@dataclass
 class Passthrough:
     """The user's own ``COPY … TO STDOUT``: written as it comes, whatever the format."""
 
     chunks: Iterable[Buffer]
 
 
-Result = TextRows | CopyRows | JsonRows | Passthrough
+Result = TextRows | CopyRows | JsonRows | JsonLines | Passthrough
 
 
 @dataclass(frozen=True)
@@ -511,6 +519,8 @@ class Writer:
             lines = _json_lines_from_text(result)
         elif isinstance(result, JsonRows):
             lines = _json_lines_from_server(result)
+        elif isinstance(result, JsonLines):
+            lines = iter(result.batches)
         else:
             raise TypeError("the json formats take text or JSON rows")
         count = 0

@@ -1,0 +1,151 @@
+"""JSON lines from ``COPY … TO STDOUT``'s text format, built in bulk.
+
+``row_to_json`` costs the server more than the rows themselves (it forms and takes apart a
+composite value and looks up each column's type for every row), and on a 1M-row export the server
+is the bottleneck. So for a plain query whose columns are known (``… LIMIT 0`` describes it without
+running it), the server sends each column as text — ``to_json(column)`` only where the JSON is
+not the text itself (dates and times, arrays, composites, bytea, other types) — and pgconnect puts
+keys, quotes, commas and braces around the fields with byte operations over a batch of rows at a
+time, on the other CPU.
+
+A batch takes the fast way when its values need nothing (numbers without NaN/Infinity, strings
+without a quote, a backslash or a control character, no NULLs); otherwise only the columns that
+need it are converted value by value, by the rules PostgreSQL's ``to_json`` follows (see
+``render.json_value``), so the bytes are the same as ``row_to_json``'s whichever way a batch went.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+
+from pgconnect import render
+
+#: Types whose JSON is their text form as a string (PostgreSQL's to_json: "other" types).
+STRING_TYPES = frozenset(
+    {
+        18,  # "char"
+        19,  # name
+        25,  # text
+        26,  # oid (not a JSON number for to_json)
+        142,  # xml
+        650,  # cidr
+        705,  # unknown
+        774,  # macaddr8
+        790,  # money
+        829,  # macaddr
+        869,  # inet
+        1042,  # bpchar
+        1043,  # varchar
+        1186,  # interval
+        1560,  # bit
+        1562,  # varbit
+        2950,  # uuid
+        3220,  # pg_lsn
+    }
+)
+NUMBERS = render.NUMBER_TYPES
+RAW_JSON = frozenset({render.JSON, render.JSONB})
+BOOLEANS = {b"t": b"true", b"f": b"false", b"\\N": b"null"}
+
+EXACT = frozenset({render.INT2, render.INT4, render.INT8})  # never NaN or Infinity
+
+
+def _plain(joined: bytes) -> bool:
+    """Can these strings go into JSON as they are? Not when one holds a quote, a backslash (COPY
+    doubles them and escapes control characters with one; NULL is \\N) or a raw control
+    character. (str.isprintable also refuses a few rare non-ASCII characters JSON would keep
+    raw: those batches merely take the slow way.)"""
+    return b'"' not in joined and b"\\" not in joined and joined.decode().isprintable()
+
+
+_WHITESPACE = bytes.maketrans(b"\n\r\t", b"   ")
+NULL = b"\\N"  # COPY's text format writes NULL so; a backslash in data is doubled
+
+
+def by_server(oid: int) -> bool:
+    """Is the column sent as ``to_json(column)`` (its JSON is not its text form)?"""
+    return not (oid in NUMBERS or oid == render.BOOL or oid in RAW_JSON or oid in STRING_TYPES)
+
+
+def select_list(oids: Sequence[int]) -> str:
+    """The COPY's select list over the columns, named "1", "2", … by the subquery's alias."""
+    return ", ".join(
+        f'to_json("{i}")' if by_server(oid) else f'"{i}"' for i, oid in enumerate(oids, 1)
+    )
+
+
+def _string(value: bytes) -> bytes:
+    if value == NULL:
+        return b"null"
+    text = render.unescape_copy_text(value).decode()
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+def _number(value: bytes) -> bytes:
+    if value == NULL:
+        return b"null"
+    return value if render._JSON_NUMBER.match(value.decode()) else b'"' + value + b'"'
+
+
+def _embedded(value: bytes) -> bytes:
+    """json/jsonb text or to_json output: COPY's escapes undone, raw whitespace (only possible
+    between tokens) made a space so that each object stays on one line."""
+    if value == NULL:
+        return b"null"
+    return render.unescape_copy_text(value).translate(_WHITESPACE)
+
+
+class Assembler:
+    """Turns batches of COPY text lines into JSON lines with the given column names and types."""
+
+    def __init__(self, names: Sequence[str], oids: Sequence[int]) -> None:
+        self.oids = list(oids)
+        self.keys = [json.dumps(k, ensure_ascii=False).encode() for k in render.unique_names(names)]
+
+    def lines(self, batch: bytes, rows: int) -> bytes:
+        """BATCH: ROWS complete lines of COPY text output → as many JSON lines."""
+        k = len(self.oids)
+        fields = batch[:-1].replace(b"\n", b"\t").split(b"\t")
+        if len(fields) != rows * k:
+            raise ValueError("unexpected COPY output")
+        columns: list[list[bytes]] = []
+        quoted: list[bool] = []
+        for j, oid in enumerate(self.oids):
+            col = fields[j::k]
+            quote = False
+            if oid in STRING_TYPES:
+                if _plain(b"".join(col)):
+                    quote = True
+                else:
+                    col = [_string(v) for v in col]
+            elif oid in EXACT:
+                if NULL in col:
+                    col = [_number(v) for v in col]
+            elif oid in NUMBERS:
+                if NULL in col or b"NaN" in col or b"Infinity" in col or b"-Infinity" in col:
+                    col = [_number(v) for v in col]
+            elif oid == render.BOOL:
+                col = [BOOLEANS[v] for v in col]
+            elif b"\\" in b"".join(col):  # json, jsonb, to_json(…): NULLs or COPY escapes
+                col = [_embedded(v) for v in col]
+            columns.append(col)
+            quoted.append(quote)
+        stride = 2 * k + 1
+        parts: list[bytes] = [b""] * (rows * stride)
+        for j in range(k):
+            close = b'"' if j and quoted[j - 1] else b""
+            sep = close + (b"," if j else b"{") + self.keys[j] + b":" + (b'"' if quoted[j] else b"")
+            parts[2 * j :: stride] = [sep] * rows
+            parts[2 * j + 1 :: stride] = columns[j]
+        parts[2 * k :: stride] = [(b'"' if quoted[-1] else b"") + b"}\n"] * rows
+        return b"".join(parts)
+
+
+def json_lines(
+    chunks: Iterable[render.Buffer], names: Sequence[str], oids: Sequence[int], size: int = 2000
+) -> Iterator[tuple[bytes, int]]:
+    """COPY's rows (one a chunk) → batches of JSON lines and how many rows each holds."""
+    assembler = Assembler(names, oids)
+    for batch in render.batches(chunks, size):
+        yield assembler.lines(b"".join(batch), len(batch)), len(batch)
