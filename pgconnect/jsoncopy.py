@@ -4,7 +4,8 @@
 composite value and looks up each column's type for every row), and on a 1M-row export the server
 is the bottleneck. So for a plain query whose columns are known (``… LIMIT 0`` describes it without
 running it), the server sends each column as text — ``to_json(column)`` only where the JSON is
-not the text itself (dates and times, arrays, composites, bytea, other types) — and pgconnect puts
+not the text itself or a simple rewrite of it (arrays, composites, bytea, time with time zone,
+types pgconnect does not know; dates and times too when DateStyle is not ISO) — and pgconnect puts
 keys, quotes, commas and braces around the fields with byte operations over a batch of rows at a
 time, on the other CPU.
 
@@ -63,16 +64,51 @@ _WHITESPACE = bytes.maketrans(b"\n\r\t", b"   ")
 NULL = b"\\N"  # COPY's text format writes NULL so; a backslash in data is doubled
 
 
-def by_server(oid: int) -> bool:
+#: Dates and times whose ISO DateStyle text pgconnect turns into to_json's ISO 8601 itself
+#: (``render.iso_datetime``: a "T" for the space, "+00:00" for "+00"); only when DateStyle is ISO.
+DATETIMES = frozenset({render.DATE, render.TIME, render.TIMESTAMP, render.TIMESTAMPTZ})
+
+
+def by_server(oid: int, iso_dates: bool = True) -> bool:
     """Is the column sent as ``to_json(column)`` (its JSON is not its text form)?"""
+    if oid in DATETIMES:
+        return not iso_dates
     return not (oid in NUMBERS or oid == render.BOOL or oid in RAW_JSON or oid in STRING_TYPES)
 
 
-def select_list(oids: Sequence[int]) -> str:
+def select_list(oids: Sequence[int], iso_dates: bool = True) -> str:
     """The COPY's select list over the columns, named "1", "2", … by the subquery's alias."""
     return ", ".join(
-        f'to_json("{i}")' if by_server(oid) else f'"{i}"' for i, oid in enumerate(oids, 1)
+        f'to_json("{i}")' if by_server(oid, iso_dates) else f'"{i}"'
+        for i, oid in enumerate(oids, 1)
     )
+
+
+def _datetime(value: bytes, oid: int) -> bytes:
+    if value == NULL:
+        return b"null"
+    return b'"' + render.iso_datetime(value.decode(), oid).encode() + b'"'
+
+
+def _datetimes(col: list[bytes], oid: int) -> list[bytes] | None:
+    """A batch of one date/time column in bulk (without quotes), or None when a value needs
+    more than the common case (NULL, BC, infinity, a zone offset with minutes)."""
+    rows = len(col)
+    joined = b"\n".join(col) + b"\n"  # a newline never occurs in these values
+    if b"\\" in joined:  # NULL
+        return None
+    if oid in (render.TIMESTAMP, render.TIMESTAMPTZ):
+        if joined.count(b" ") != rows:  # BC, infinity
+            return None
+        joined = joined.replace(b" ", b"T")
+    elif b" " in joined or b"i" in joined:  # BC, infinity
+        return None
+    if oid == render.TIMESTAMPTZ:
+        zone = col[0][-3:] + b"\n"  # "+00": hours only, the common case
+        if zone[:1] not in (b"+", b"-") or joined.count(zone) != rows:
+            return None
+        joined = joined.replace(zone, zone[:3] + b":00\n")
+    return joined[:-1].split(b"\n")
 
 
 def _string(value: bytes) -> bytes:
@@ -99,8 +135,9 @@ def _embedded(value: bytes) -> bytes:
 class Assembler:
     """Turns batches of COPY text lines into JSON lines with the given column names and types."""
 
-    def __init__(self, names: Sequence[str], oids: Sequence[int]) -> None:
+    def __init__(self, names: Sequence[str], oids: Sequence[int], iso_dates: bool = True) -> None:
         self.oids = list(oids)
+        self.iso_dates = iso_dates
         self.keys = [json.dumps(k, ensure_ascii=False).encode() for k in render.unique_names(names)]
 
     def lines(self, batch: bytes, rows: int) -> bytes:
@@ -127,6 +164,12 @@ class Assembler:
                     col = [_number(v) for v in col]
             elif oid == render.BOOL:
                 col = [BOOLEANS[v] for v in col]
+            elif oid in DATETIMES and self.iso_dates:
+                bulk = _datetimes(col, oid)
+                if bulk is None:
+                    col = [_datetime(v, oid) for v in col]
+                else:
+                    col, quote = bulk, True
             elif b"\\" in b"".join(col):  # json, jsonb, to_json(…): NULLs or COPY escapes
                 col = [_embedded(v) for v in col]
             columns.append(col)
@@ -143,9 +186,13 @@ class Assembler:
 
 
 def json_lines(
-    chunks: Iterable[render.Buffer], names: Sequence[str], oids: Sequence[int], size: int = 2000
+    chunks: Iterable[render.Buffer],
+    names: Sequence[str],
+    oids: Sequence[int],
+    iso_dates: bool = True,
+    size: int = 2000,
 ) -> Iterator[tuple[bytes, int]]:
     """COPY's rows (one a chunk) → batches of JSON lines and how many rows each holds."""
-    assembler = Assembler(names, oids)
+    assembler = Assembler(names, oids, iso_dates)
     for batch in render.batches(chunks, size):
         yield assembler.lines(b"".join(batch), len(batch)), len(batch)

@@ -4,11 +4,14 @@ How each statement runs (the fast paths let the server do the formatting, so Pyt
 bytes and memory stays flat whatever the row count):
 
 - a plain query (SELECT, VALUES, TABLE, WITH … SELECT) without parameters:
-  csv/tsv/plain → ``COPY (<query>) TO STDOUT WITH (<format>)``; json/jsonl →
-  ``COPY (SELECT row_to_json(r.*) FROM (<query>) r) TO STDOUT``;
+  csv/tsv/plain → ``COPY (<query>) TO STDOUT WITH (<format>)``; json/jsonl → described with
+  ``SELECT * FROM (<query>) r LIMIT 0`` (planned, not run), then ``COPY (SELECT "1", to_json("2"),
+  … FROM (<query>) r("1", "2", …)) TO STDOUT`` with keys and quotes put in by
+  ``pgconnect.jsoncopy`` (cheaper for the server than row_to_json);
 - a plain query with ``-p`` parameters (COPY cannot bind them), or for a table: a cursor
   (``DECLARE … NO SCROLL CURSOR`` + ``FETCH FORWARD n``) inside a transaction — a transaction keeps
-  a transaction-mode pooler on one server connection, so no session state is needed;
+  a transaction-mode pooler on one server connection, so no session state is needed. Each FETCH
+  starts with a comment holding the statement, so pg_stat_activity shows the SQL being read;
 - anything else (INSERT … RETURNING, SHOW, EXPLAIN, DDL, a user's ``COPY … TO STDOUT``): as written.
 
 If the server refuses the wrapping itself (say ``COPY (SELECT … INTO …)``), the statement is run as
@@ -586,9 +589,10 @@ class _Runner:
 
         names = [n for n, _ in columns]
         oids = [o for _, o in columns]
+        iso = self._iso_dates()
         aliases = ", ".join(f'"{i}"' for i in range(1, len(columns) + 1))
         wrapped = sent.wrapped(
-            f"COPY (SELECT {jsoncopy.select_list(oids)} FROM (\n",  # noqa: S608 - names we made
+            f"COPY (SELECT {jsoncopy.select_list(oids, iso)} FROM (\n",  # noqa: S608 - our names
             f'\n) AS "pgconnect row"({aliases})) TO STDOUT',
         )
         cur = self.conn.cursor()
@@ -599,7 +603,7 @@ class _Runner:
                 return False
             try:
                 written = self.writer.write(
-                    render.JsonLines(jsoncopy.json_lines(copy, names, oids))
+                    render.JsonLines(jsoncopy.json_lines(copy, names, oids, iso))
                 )
             except psycopg.Error as exc:
                 raise self._error(exc, wrapped) from None

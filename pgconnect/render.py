@@ -1,8 +1,8 @@
 """Query results → bytes: the output formats of ``pgconnect query``, defined once.
 
-Formats (SPEC §6): ``table`` (rich, for people), ``plain`` (tab-separated, no header, NULL empty),
-``csv`` and ``tsv`` (header row; COPY's quoting), ``json`` (one array of objects) and ``jsonl``
-(one object per line). ``FORMATS`` says, per format, whether every result set is printed and how
+Formats (SPEC §6): ``table`` (for people; drawn by ``pgconnect.table``), ``plain`` (tab-separated,
+no header, NULL empty), ``csv`` and ``tsv`` (header row; COPY's quoting), ``json`` (one array of
+objects) and ``jsonl`` (one object per line). ``FORMATS`` says, per format, whether every result set is printed and how
 the server can produce the format itself (``COPY … TO STDOUT`` options, or JSON built by
 ``row_to_json``) so that ``query`` streams bytes instead of building values in Python.
 
@@ -12,7 +12,7 @@ rows they wrote. Values reach them in one of four shapes (see ``TextRows``, ``Co
 form (``str`` or None) with the column's type OID; ``json_value`` turns one into JSON the way
 PostgreSQL's ``to_json`` does, so both paths print the same JSON.
 
-Nothing here imports rich at module level (``--help`` must stay light); the table writer does.
+Nothing here imports rich at module level (``--help`` must stay light).
 """
 
 from __future__ import annotations
