@@ -62,6 +62,7 @@ def _plain(joined: bytes) -> bool:
 
 _WHITESPACE = bytes.maketrans(b"\n\r\t", b"   ")
 NULL = b"\\N"  # COPY's text format writes NULL so; a backslash in data is doubled
+BATCH = 2000  # rows put together at a time
 
 
 #: Dates and times whose ISO DateStyle text pgconnect turns into to_json's ISO 8601 itself
@@ -186,13 +187,12 @@ class Assembler:
 
 
 def json_lines(
-    chunks: Iterable[render.Buffer],
+    batches: Iterable[tuple[bytes, int]],
     names: Sequence[str],
     oids: Sequence[int],
     iso_dates: bool = True,
-    size: int = 2000,
 ) -> Iterator[tuple[bytes, int]]:
-    """COPY's rows (one a chunk) → batches of JSON lines and how many rows each holds."""
+    """Batches of COPY's rows (bytes, how many) → batches of JSON lines, how many each holds."""
     assembler = Assembler(names, oids, iso_dates)
-    for batch in render.batches(chunks, size):
-        yield assembler.lines(b"".join(batch), len(batch)), len(batch)
+    for batch, rows in batches:
+        yield assembler.lines(batch, rows), rows

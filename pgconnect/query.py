@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgconnect import render, sqltext
+from pgconnect import copyout, render, sqltext
 from pgconnect.conninfo import redact
 from pgconnect.errors import NetworkError, PgconnectError, QueryError, UsageError
 from pgconnect.sqltext import Statement
@@ -553,8 +553,9 @@ class _Runner:
             if refused[0]:
                 return False
             try:
+                chunks = copyout.rows(copy, self.conn)
                 result: render.Result = (
-                    render.JsonRows(copy, copy_escaped=True) if json else render.CopyRows(copy)
+                    render.JsonRows(chunks, copy_escaped=True) if json else render.CopyRows(chunks)
                 )
                 written = self.writer.write(result)
             except psycopg.Error as exc:
@@ -603,7 +604,11 @@ class _Runner:
                 return False
             try:
                 written = self.writer.write(
-                    render.JsonLines(jsoncopy.json_lines(copy, names, oids, iso))
+                    render.JsonLines(
+                        jsoncopy.json_lines(
+                            copyout.batches(copy, self.conn, jsoncopy.BATCH), names, oids, iso
+                        )
+                    )
                 )
             except psycopg.Error as exc:
                 raise self._error(exc, wrapped) from None
@@ -663,7 +668,7 @@ class _Runner:
         cur = self.conn.cursor()
         try:
             with cur.copy(sent.text) as copy:
-                written = self.writer.write(render.Passthrough(copy))
+                written = self.writer.write(render.Passthrough(copyout.rows(copy, self.conn)))
         except psycopg.Error as exc:
             raise self._error(exc, sent) from None
         self.events.result(f"COPY {written.rows}", None)

@@ -82,3 +82,17 @@ def test_datestyle_not_iso_leaves_dates_to_the_server(cli: Any, env: dict[str, s
     result = cli("query", "--format", "jsonl", sql, env=env)
     assert result.returncode == 0, result
     assert json.loads(result.stdout) == {"ts": "2024-02-29T13:14:15+00:00", "d": "2024-02-29"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "plain"])
+def test_an_error_late_in_a_copy_is_the_servers_error(
+    cli: Any, env: dict[str, str], fmt: str
+) -> None:
+    # Rows are read straight from libpq while it has them (pgconnect.copyout); the server's
+    # error at the end must still come out as the error, with the rows before it written.
+    sql = "select g, 10 / (6000 - g) as q from generate_series(1, 9000) g"
+    result = cli("query", "--format", fmt, sql, env=env)
+    assert result.returncode == 1, result
+    assert "error: division by zero" in result.stderr
+    assert "SQLSTATE: 22012" in result.stderr
+    assert len(result.stdout.splitlines()) >= 2000
