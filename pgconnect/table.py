@@ -79,6 +79,8 @@ def make_cell(value: str | None, *, header: bool = False) -> Cell:
     if value is None:
         return Cell([[(render.NULL_TEXT, NULL)]], [len(render.NULL_TEXT)], NULL)
     base = HEADER if header else ""
+    if value.isascii() and value.isprintable():  # the common case: one line, nothing to escape
+        return Cell([[(value, base)]], [len(value)], base)
     lines: list[list[Piece]] = []
     widths: list[int] = []
     for raw in value.split("\n"):
@@ -259,6 +261,7 @@ class TableWriter:
         self.open = False  # a table is open (its bottom border not yet written)
         self.shown = 0  # rows written so far
         self._format: str = ""
+        self._names: list[Cell] | None = None  # the header as record names
 
     # ----------------------------------------------------------------- output
 
@@ -312,7 +315,11 @@ class TableWriter:
         title = f"record {number}"
         rule = "─" * max(0, self.width - len(title) - 1)
         out = [f"{title} " + (_sgr([(rule, RULE)]) if self.color else rule)]
-        names = [wrap(h, self._name_width()) for h in self.header]
+        if self._names is None:
+            # Names wrap at spaces at a third of the terminal (as before), never inside a word.
+            limit = max(max(10, self.width // 3), *(h.words() for h in self.header))
+            self._names = [wrap(h, limit) for h in self.header]
+        names = self._names
         name_width = max((h.width for h in names), default=0)
         room = max(1, self.width - name_width - 1)
         values = [wrap(c, room) if b else c for c, b in zip(cells, self.breakable, strict=True)]
@@ -326,10 +333,6 @@ class TableWriter:
                 )
                 out.append(left + " " + fit(value, i, value_width, False, self.color))
         return out
-
-    def _name_width(self) -> int:
-        # Names wrap at spaces at a third of the terminal (as before), but a word is never broken.
-        return max(max(10, self.width // 3), *(h.words() for h in self.header))
 
     # ----------------------------------------------------------------- rows
 
