@@ -299,17 +299,30 @@ class TableWriter:
 
     def _row_lines(self, cells: Sequence[Cell], *, header: bool = False) -> list[str]:
         assert self.widths is not None
-        pad = "\x1b[1m \x1b[0m" if header and self.color else " "
         height = max(len(c.lines) for c in cells)
-        return [
-            "│"
-            + "│".join(
-                pad + fit(c, i, w, r, self.color) + pad
-                for c, w, r in zip(cells, self.widths, self.right, strict=True)
-            )
-            + "│"
-            for i in range(height)
-        ]
+        if not header:
+            return [
+                "│"
+                + "│".join(
+                    " " + fit(c, i, w, r, self.color) + " "
+                    for c, w, r in zip(cells, self.widths, self.right, strict=True)
+                )
+                + "│"
+                for i in range(height)
+            ]
+        # Header cells sit at the bottom of the header row, and are bold padding included.
+        pad = _sgr([(" ", HEADER)]) if self.color else " "
+        lines = []
+        for i in range(height):
+            parts = []
+            for c, w, r in zip(cells, self.widths, self.right, strict=True):
+                k = i - (height - len(c.lines))
+                if k < 0:
+                    parts.append(_sgr([(" " * (w + 2), HEADER)]) if self.color else " " * (w + 2))
+                else:
+                    parts.append(pad + fit(c, k, w, r, self.color) + pad)
+            lines.append("│" + "│".join(parts) + "│")
+        return lines
 
     def _record(self, number: int, cells: Sequence[Cell]) -> list[str]:
         title = f"record {number}"
@@ -473,8 +486,9 @@ class TableWriter:
                 it = itertools.chain(first[size:], it)
                 first = first[:size]
             total += len(first)
-            if not self.columns:
+            if not self.columns:  # (rich printed an empty line)
                 self.shown = len(first)
+                self._emit([""])
             else:
                 shown_later = more and (limit is None or limit > size)
                 self._emit(self._first(first, more=shown_later))
