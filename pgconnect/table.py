@@ -261,7 +261,8 @@ class TableWriter:
         self.open = False  # a table is open (its bottom border not yet written)
         self.shown = 0  # rows written so far
         self._format: str = ""
-        self._names: list[Cell] | None = None  # the header as record names
+        self._names: list[list[str]] | None = None  # the header as record names, drawn
+        self._name_width = 0
 
     # ----------------------------------------------------------------- output
 
@@ -331,19 +332,20 @@ class TableWriter:
         if self._names is None:
             # Names wrap at spaces at a third of the terminal (as before), never inside a word.
             limit = max(max(10, self.width // 3), *(h.words() for h in self.header))
-            self._names = [wrap(h, limit) for h in self.header]
-        names = self._names
-        name_width = max((h.width for h in names), default=0)
+            names = [wrap(h, limit) for h in self.header]
+            self._name_width = max((h.width for h in names), default=0)
+            self._names = [
+                [fit(h, i, self._name_width, False, self.color) for i in range(len(h.lines))]
+                for h in names
+            ]
+        name_width = self._name_width
         room = max(1, self.width - name_width - 1)
         values = [wrap(c, room) if b else c for c, b in zip(cells, self.breakable, strict=True)]
         value_width = max((v.width for v in values if v.width <= room), default=0)
-        for name, value in zip(names, values, strict=True):
-            for i in range(max(len(name.lines), len(value.lines))):
-                left = (
-                    fit(name, i, name_width, False, self.color)
-                    if i < len(name.lines)
-                    else " " * name_width
-                )
+        blank = " " * name_width
+        for name, value in zip(self._names, values, strict=True):
+            for i in range(max(len(name), len(value.lines))):
+                left = name[i] if i < len(name) else blank
                 out.append(left + " " + fit(value, i, value_width, False, self.color))
         return out
 
