@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -281,5 +282,10 @@ def test_dbas_see_the_running_sql_and_the_application(
         if "FETCH" in query:
             assert query.endswith("*/ FETCH FORWARD 2000 FROM pgconnect_rows"), query
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        # SIGTERM cancels the query on the server too (SIGINT is ignored by a background job).
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
