@@ -4,11 +4,14 @@ How each statement runs (the fast paths let the server do the formatting, so Pyt
 bytes and memory stays flat whatever the row count):
 
 - a plain query (SELECT, VALUES, TABLE, WITH … SELECT) without parameters:
-  csv/tsv/plain → ``COPY (<query>) TO STDOUT WITH (<format>)``; json/jsonl →
-  ``COPY (SELECT row_to_json(r.*) FROM (<query>) r) TO STDOUT``;
+  csv/tsv/plain → ``COPY (<query>) TO STDOUT WITH (<format>)``; json/jsonl → described with
+  ``SELECT * FROM (<query>) r LIMIT 0`` (planned, not run), then ``COPY (SELECT "1", to_json("2"),
+  … FROM (<query>) r("1", "2", …)) TO STDOUT`` with keys and quotes put in by
+  ``pgconnect.jsoncopy`` (cheaper for the server than row_to_json);
 - a plain query with ``-p`` parameters (COPY cannot bind them), or for a table: a cursor
   (``DECLARE … NO SCROLL CURSOR`` + ``FETCH FORWARD n``) inside a transaction — a transaction keeps
-  a transaction-mode pooler on one server connection, so no session state is needed;
+  a transaction-mode pooler on one server connection, so no session state is needed. Each FETCH
+  starts with a comment holding the statement, so pg_stat_activity shows the SQL being read;
 - anything else (INSERT … RETURNING, SHOW, EXPLAIN, DDL, a user's ``COPY … TO STDOUT``): as written.
 
 If the server refuses the wrapping itself (say ``COPY (SELECT … INTO …)``), the statement is run as
@@ -36,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgconnect import keywords, render, sqltext
+from pgconnect import copyout, keywords, render, sqltext
 from pgconnect.conninfo import redact
 from pgconnect.errors import NetworkError, PgconnectError, QueryError, UsageError
 from pgconnect.sqltext import Statement
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     import psycopg
 
 FETCH_SIZE = 2000  # rows per FETCH from a cursor
+APPLICATION_NAME = "pgconnect query"
 CURSOR = "pgconnect_rows"
 SAVEPOINT = "pgconnect_try"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -310,6 +314,19 @@ def caret_lines(sql: str, offset: int, width: int = 100) -> list[str]:
     return [label + shown, " " * (len(label) + col) + "^"]
 
 
+def fetch_statement(sql: str, limit: int = 800) -> str:
+    """The FETCH that reads a cursor, led by a comment holding the user's SQL: pg_stat_activity
+    (and the server log) show what is running, not only ``FETCH FORWARD … FROM pgconnect_rows``.
+
+    PostgreSQL's block comments nest, so ``/*`` and ``*/`` inside the SQL are pulled apart; a
+    long statement is shortened so that the FETCH itself survives ``track_activity_query_size``
+    (1024 bytes by default)."""
+    text = sql.strip().replace("/*", "/ *").replace("*/", "* /")
+    if len(text) > limit:
+        text = text[:limit] + " …"
+    return f"/* pgconnect query: {text} */ FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}"
+
+
 def _wrapping_failed(exc: Exception, sent: Sent) -> bool:
     """Did the server refuse pgconnect's wrapping rather than the user's SQL?"""
     diag = getattr(exc, "diag", None)
@@ -345,6 +362,9 @@ def run(
     # Output is always UTF-8: COPY's bytes go out as the server encodes them, so the session's
     # client encoding is fixed rather than taken from DB_CLIENT_ENCODING or PGCLIENTENCODING.
     overrides = {"client_encoding": "UTF8"}
+    if not params.get("application_name"):
+        # What a DBA sees in pg_stat_activity next to the statement (DB_APPLICATION_NAME wins).
+        overrides["application_name"] = APPLICATION_NAME
     secrets = tuple(v for k, v in params.items() if k in keywords.SECRET and v)
     conn = connect(params, timeout=connect_timeout, autocommit=True, **overrides)
     try:
@@ -495,6 +515,11 @@ class _Runner:
         json_prefix = 'SELECT row_to_json("pgconnect row".*) FROM (\n'
         json_suffix = '\n) AS "pgconnect row"'
         if spec.server_json and sent.args is None:
+            described = self._describe(sent)
+            if described is None:
+                return False
+            if described:
+                return self._json_copy(sent, described)
             return self._copy(
                 sent.wrapped("COPY (" + json_prefix, json_suffix + ") TO STDOUT"), json=True
             )
@@ -537,12 +562,65 @@ class _Runner:
             if refused[0]:
                 return False
             try:
+                chunks = copyout.rows(copy, self.conn)
                 result: render.Result = (
-                    render.JsonRows(copy, copy_escaped=True) if json else render.CopyRows(copy)
+                    render.JsonRows(chunks, copy_escaped=True) if json else render.CopyRows(chunks)
                 )
                 written = self.writer.write(result)
             except psycopg.Error as exc:
                 raise self._error(exc, sent) from None
+        self.events.result(f"SELECT {written.rows}", written)
+        return True
+
+    def _describe(self, sent: Sent) -> list[tuple[str, int]] | None:
+        """The columns (name, type OID) of a query, from ``SELECT * FROM (…) LIMIT 0``: planned,
+        not run (a Limit of 0 never asks its subplan for a row). None if the server refused the
+        wrapping (the statement is then run as written)."""
+        import psycopg
+
+        probe = sent.wrapped("SELECT * FROM (\n", '\n) AS "pgconnect row" LIMIT 0')
+        cur = self.conn.cursor()
+        with self._attempt(probe, savepoint=not self._idle()) as refused:
+            cur.execute(probe.text)
+        if refused[0]:
+            return None
+        try:
+            return [(c.name, c.type_code) for c in cur.description or []]
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                cur.close()
+
+    def _json_copy(self, sent: Sent, columns: list[tuple[str, int]]) -> bool:
+        """JSON rows from COPY's text format, keys and quotes put in by pgconnect (see
+        ``pgconnect.jsoncopy``: cheaper for the server than row_to_json)."""
+        import psycopg
+
+        from pgconnect import jsoncopy
+
+        names = [n for n, _ in columns]
+        oids = [o for _, o in columns]
+        iso = self._iso_dates()
+        aliases = ", ".join(f'"{i}"' for i in range(1, len(columns) + 1))
+        wrapped = sent.wrapped(
+            f"COPY (SELECT {jsoncopy.select_list(oids, iso)} FROM (\n",  # noqa: S608 - our names
+            f'\n) AS "pgconnect row"({aliases})) TO STDOUT',
+        )
+        cur = self.conn.cursor()
+        with contextlib.ExitStack() as stack:
+            with self._attempt(wrapped, savepoint=not self._idle()) as refused:
+                copy = stack.enter_context(cur.copy(wrapped.text))
+            if refused[0]:
+                return False
+            try:
+                written = self.writer.write(
+                    render.JsonLines(
+                        jsoncopy.json_lines(
+                            copyout.batches(copy, self.conn, jsoncopy.BATCH), names, oids, iso
+                        )
+                    )
+                )
+            except psycopg.Error as exc:
+                raise self._error(exc, wrapped) from None
         self.events.result(f"SELECT {written.rows}", written)
         return True
 
@@ -564,7 +642,8 @@ class _Runner:
                 if own:
                     self.conn.execute("ROLLBACK")
                 return False
-            cur.execute(f"FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}")
+            fetch = fetch_statement(sent.body)
+            cur.execute(fetch)
             columns = [render.Column(c.name, c.type_code) for c in cur.description or []]
             first = cur.fetchall()
 
@@ -574,7 +653,7 @@ class _Runner:
                     yield from batch
                     if len(batch) < FETCH_SIZE:
                         return
-                    cur.execute(f"FETCH FORWARD {FETCH_SIZE} FROM {CURSOR}")
+                    cur.execute(fetch)
                     batch = cur.fetchall()
 
             result: render.Result
@@ -598,7 +677,7 @@ class _Runner:
         cur = self.conn.cursor()
         try:
             with cur.copy(sent.text) as copy:
-                written = self.writer.write(render.Passthrough(copy))
+                written = self.writer.write(render.Passthrough(copyout.rows(copy, self.conn)))
         except psycopg.Error as exc:
             raise self._error(exc, sent) from None
         self.events.result(f"COPY {written.rows}", None)

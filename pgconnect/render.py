@@ -1,8 +1,8 @@
 """Query results → bytes: the output formats of ``pgconnect query``, defined once.
 
-Formats (SPEC §6): ``table`` (rich, for people), ``plain`` (tab-separated, no header, NULL empty),
-``csv`` and ``tsv`` (header row; COPY's quoting), ``json`` (one array of objects) and ``jsonl``
-(one object per line). ``FORMATS`` says, per format, whether every result set is printed and how
+Formats (SPEC §6): ``table`` (for people; drawn by ``pgconnect.table``), ``plain`` (tab-separated,
+no header, NULL empty), ``csv`` and ``tsv`` (header row; COPY's quoting), ``json`` (one array of
+objects) and ``jsonl`` (one object per line). ``FORMATS`` says, per format, whether every result set is printed and how
 the server can produce the format itself (``COPY … TO STDOUT`` options, or JSON built by
 ``row_to_json``) so that ``query`` streams bytes instead of building values in Python.
 
@@ -12,7 +12,7 @@ rows they wrote. Values reach them in one of four shapes (see ``TextRows``, ``Co
 form (``str`` or None) with the column's type OID; ``json_value`` turns one into JSON the way
 PostgreSQL's ``to_json`` does, so both paths print the same JSON.
 
-Nothing here imports rich at module level (``--help`` must stay light); the table writer does.
+Nothing here imports rich at module level (``--help`` must stay light).
 """
 
 from __future__ import annotations
@@ -349,13 +349,21 @@ class JsonRows:
 
 
 @dataclass
+class JsonLines:
+    """Batches of finished JSON lines (each ending with a newline) and how many rows each holds
+    (``pgconnect.jsoncopy`` builds them from COPY's text output)."""
+
+    batches: Iterable[tuple[bytes, int]]
+
+
+@dataclass
 class Passthrough:
     """The user's own ``COPY … TO STDOUT``: written as it comes, whatever the format."""
 
     chunks: Iterable[Buffer]
 
 
-Result = TextRows | CopyRows | JsonRows | Passthrough
+Result = TextRows | CopyRows | JsonRows | JsonLines | Passthrough
 
 
 @dataclass(frozen=True)
@@ -511,6 +519,8 @@ class Writer:
             lines = _json_lines_from_text(result)
         elif isinstance(result, JsonRows):
             lines = _json_lines_from_server(result)
+        elif isinstance(result, JsonLines):
+            lines = iter(result.batches)
         else:
             raise TypeError("the json formats take text or JSON rows")
         count = 0
@@ -532,27 +542,9 @@ class Writer:
         return Written(count, count)
 
     def _table(self, result: TextRows, target: IO[bytes]) -> Written:
-        limit = self.table.max_rows
-        kept: list[Sequence[str | None]] = []
-        total = 0
-        rendered = False
-        for row in result.rows:
-            total += 1
-            if limit is None or total <= limit:
-                kept.append(row)
-            elif not rendered:
-                # Show what we have now; the rest is only counted (SPEC: say how many more).
-                self._render_table(result.columns, kept, target)
-                rendered = True
-        if not rendered:
-            self._render_table(result.columns, kept, target)
-        return Written(total, len(kept))
+        from pgconnect.table import write_table  # streams: rows are drawn as they arrive
 
-    def _render_table(
-        self, columns: Sequence[Column], rows: Sequence[Sequence[str | None]], target: IO[bytes]
-    ) -> None:
-        target.write(render_table(columns, rows, self.table).encode())
-        target.flush()
+        return write_table(result.columns, result.rows, self.table, target)
 
 
 def _batched(
@@ -678,78 +670,12 @@ def safe_text(value: str | None, *, header: bool = False) -> Text:
     return text
 
 
-MIN_COLUMN = 10  # a column narrower than its content still gets this many cells
-
-
-def _min_widths(header: Sequence[Text], cells: Sequence[Sequence[Text]]) -> list[int]:
-    """Per column: min(widest line of its header and cells, MIN_COLUMN), at least 1."""
-    out = []
-    for i, head in enumerate(header):
-        widest = max(_widest_line(t) for t in [head, *(row[i] for row in cells)])
-        out.append(min(max(widest, 1), MIN_COLUMN))
-    return out
-
-
-def _widest_line(text: Text) -> int:
-    from rich.cells import cell_len
-
-    return max((cell_len(line) for line in text.plain.split("\n")), default=0)
-
-
 def render_table(
     columns: Sequence[Column], rows: Sequence[Sequence[str | None]], style: TableStyle
 ) -> str:
-    """A rich table as text (ANSI styles only when STYLE.color). Long values wrap (fold), never
-    get cut with an ellipsis, and lines are never cropped. When the columns cannot fit the width
-    with each at least min(its content, MIN_COLUMN) wide, each row is shown as a record of
-    ``name value`` lines instead (psql's expanded display)."""
-    from rich import box
-    from rich.console import Console, Group, RenderableType
-    from rich.rule import Rule
-    from rich.table import Table
+    """ROWS drawn as the table format draws them (see ``pgconnect.table``), as text."""
+    from pgconnect.table import write_table
 
-    width = max(20, style.width)
-    header = [safe_text(c.name, header=True) for c in columns]
-    cells = [[safe_text(v) for v in row] for row in rows]
-    minimums = _min_widths(header, cells)
-    renderable: RenderableType
-    if 1 + sum(m + 3 for m in minimums) <= width:  # content + padding + border per column
-        multi_line = any("\n" in t.plain for row in cells for t in row)
-        table = Table(box=box.ROUNDED, show_lines=multi_line, header_style="bold", safe_box=True)
-        for col, head, minimum in zip(columns, header, minimums, strict=True):
-            table.add_column(
-                head,
-                justify="right" if col.type_oid in RIGHT_ALIGNED else "left",
-                overflow="fold",
-                no_wrap=False,
-                min_width=minimum,
-            )
-        for row_cells in cells:
-            table.add_row(*row_cells)
-        renderable = table
-    else:
-        parts: list[RenderableType] = []
-        for n, row_cells in enumerate(cells, 1):
-            parts.append(Rule(f"record {n}", align="left", style="dim"))
-            grid = Table.grid(padding=(0, 1))
-            grid.add_column(overflow="fold", max_width=max(10, width // 3))
-            grid.add_column(overflow="fold")
-            for head, cell in zip(header, row_cells, strict=True):
-                grid.add_row(head, cell)
-            parts.append(grid)
-        renderable = Group(*parts)
-    buf = io.StringIO()
-    console = Console(
-        file=buf,
-        width=width,
-        force_terminal=style.color,
-        color_system="auto" if style.color else None,
-        no_color=not style.color,
-        highlight=False,
-        markup=False,
-        emoji=False,
-        legacy_windows=False,
-        soft_wrap=False,
-    )
-    console.print(renderable, crop=False)
-    return buf.getvalue()
+    buf = io.BytesIO()
+    write_table(columns, rows, style, buf)
+    return buf.getvalue().decode()
