@@ -70,39 +70,29 @@ def __getattr__(name: str) -> typer.Typer:
     return _full_app[0]
 
 
-def _mask(text: str) -> str:
-    """Mask every secret value this process has held (defence in depth: messages are redacted
-    where they are made; this catches a path that forgot)."""
-    from pgconnect.secrets import MASK, held_values
-
-    for value in held_values():
-        text = text.replace(value, MASK)
-    return text
-
-
 def _traceback(exc: BaseException) -> str:
     """The traceback for --debug: never local variables (format_exception shows none), and
     redacted like every other output, chained driver errors included."""
     import traceback  # only on --debug: importing it costs ~4 ms per start
 
     from pgconnect.conninfo import redact
+    from pgconnect.safetext import escape
 
-    return redact(_mask("".join(traceback.format_exception(exc))))
+    return escape(redact(common.mask_held("".join(traceback.format_exception(exc)))))
 
 
 def _print_error(exc: PgconnectError) -> None:
-    err = sys.stderr
-    err.write(_mask(f"error: {exc.message}\n"))
+    common.say(f"error: {exc.message}")
     for line in getattr(exc, "details", []) or []:
-        err.write(_mask(f"{line}\n"))
+        common.say(line)
     if exc.hint:
-        err.write(_mask(f"hint: {exc.hint}\n"))
+        common.say(f"hint: {exc.hint}")
 
 
 def _unexpected(exc: BaseException, where: str = "") -> None:
-    sys.stderr.write(
+    common.say(
         f"error: unexpected {type(exc).__name__}{where}; this is a bug in pgconnect "
-        "(run again with --debug for the traceback)\n"
+        "(run again with --debug for the traceback)"
     )
     if common.STATE.debug:
         sys.stderr.write(_traceback(exc))
@@ -185,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(_traceback(exc))
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        common.say("interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         # stdout closed under a writer that does not go through _Stdout: end quietly.

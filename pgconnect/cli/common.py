@@ -183,12 +183,31 @@ def drop_stdout() -> None:
         pass
 
 
+def mask_held(text: str) -> str:
+    """Mask every secret value this process has held (defence in depth: messages are redacted
+    where they are made; this catches a path that forgot)."""
+    from pgconnect.secrets import MASK, held_values
+
+    for value in held_values():
+        text = text.replace(value, MASK)
+    return text
+
+
+def say(line: str) -> None:
+    """The one writer of messages (errors, warnings, notes, server notices) on stderr: every
+    secret this process held and anything shaped like one masked (``safetext.redact``), terminal
+    control characters escaped (``safetext.escape``)."""
+    from pgconnect.safetext import shown
+
+    sys.stderr.write(shown(mask_held(line)) + "\n")
+
+
 def warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    say(f"warning: {message}")
 
 
 def note(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    say(message)
 
 
 def _ignore(_message: str) -> None:

@@ -154,7 +154,12 @@ def init_from_url(
 ) -> None:
     """``init --from-url``: variables into the new file, secrets into the store (never the file)."""
     dsn = read_url(source)
-    parts = conninfo.parse(dsn)
+    # check_url: parsed as libpq does, each part checked as its own variable; no part of a
+    # string that carries a secret is quoted in a message.
+    try:
+        parts = params.check_url(dsn, secret=params.url_has_password(dsn))
+    except params.InvalidValue as exc:
+        raise ConfigError(str(exc).replace(params.URL_NAME, "the connection string", 1)) from None
     plain: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for keyword, value in parts.items():
@@ -162,10 +167,6 @@ def init_from_url(
         if keyword in params.SECRET_KEYWORDS:
             secrets[name] = value
             continue
-        try:
-            params.check_value(name, value)
-        except params.InvalidValue as exc:
-            raise ConfigError(f"the connection string has an invalid {keyword}: {exc}") from None
         plain[name] = value
     if secrets.get(params.PASSWORD_NAME) == "":
         del secrets[params.PASSWORD_NAME]  # an empty password is no password

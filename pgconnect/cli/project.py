@@ -194,11 +194,13 @@ def var_list(
     if not values:
         common.note("no variables set; add one with: pgconnect var set DB_HOST db.example.com")
         return
+    from pgconnect.safetext import escape  # a listing for people: no raw control characters
+
     width = max(len(n) for n in values)
     value_width = max(len(v.shown()) for v in values.values())
     for n, v in values.items():
         # Columns aligned like explain's; the source is last so a long value cannot hide it.
-        common.out(f"{n.ljust(width)}  {v.shown().ljust(value_width)}  ({v.source})")
+        common.out(escape(f"{n.ljust(width)}  {v.shown().ljust(value_width)}  ({v.source})"))
 
 
 @var_app.command("unset")
@@ -254,9 +256,13 @@ def explain(
     if json_out:
         common.out(json.dumps({"env": ctx.env, "params": rows}, ensure_ascii=False))
         return
+    from pgconnect.safetext import escape  # a listing for people: no raw control characters
+
     kw = max(len(r["keyword"] or "") for r in rows)
     val = max(len(r["value"] or "") for r in rows)
     for r in rows:
         common.out(
-            f"{(r['keyword'] or '').ljust(kw)}  {(r['value'] or '').ljust(val)}  {r['source']}"
+            escape(
+                f"{(r['keyword'] or '').ljust(kw)}  {(r['value'] or '').ljust(val)}  {r['source']}"
+            )
         )

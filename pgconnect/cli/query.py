@@ -307,7 +307,7 @@ class _Events:
             sys.stdout.buffer.flush()
         except ValueError:
             pass
-        sys.stderr.write(line + "\n")
+        common.say(line)
         sys.stderr.flush()
 
     def notice(self, severity: str, message: str) -> None:
