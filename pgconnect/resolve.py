@@ -160,6 +160,8 @@ def resolve_values(
         value: Value | None = None
         if name in environ:
             raw = environ[name]
+            if any("\udc80" <= ch <= "\udcff" for ch in raw):  # bytes that are not UTF-8
+                raise ConfigError(f"environment variable {name} is not UTF-8 text")
             try:
                 params.check_value(name, raw)
             except params.InvalidValue as exc:

@@ -128,22 +128,13 @@ def _value_end(text: str, v: int, in_query: bool) -> int:
         while i < n and text[i] not in "&\n":
             i += 1
         return i
-    # key=value: to the next blank (a backslash escapes one); then every following word without
-    # an '=' too, since "password=a b" may mean the password "a b".
+    # key=value (libpq, dotenv): to the next blank; a backslash escapes one. libpq reads a word
+    # after the blank as a new keyword, and pgconnect's parser never quotes such a word after a
+    # secret (conninfo._Options.token).
     i = v
-    while True:
-        while i < n and not text[i].isspace():
-            i += 2 if text[i] == "\\" else 1
-        i = min(i, n)
-        j = i
-        while j < n and text[j] in " \t":
-            j += 1
-        k = j
-        while k < n and not text[k].isspace() and text[k] != "=":
-            k += 2 if text[k] == "\\" else 1
-        if j == i or j >= n or k == j or (k < n and text[k] == "="):
-            return i
-        i = min(k, n)
+    while i < n and not text[i].isspace():
+        i += 2 if text[i] == "\\" else 1
+    return min(i, n)
 
 
 def _mask_keywords(text: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from pgconnect.cli import common
-from pgconnect.errors import ExitCode, PgconnectError
+from pgconnect.errors import CommandError, ExitCode, PgconnectError
 
 if TYPE_CHECKING:
     import threading
@@ -122,7 +122,54 @@ def _typer_command(args: Sequence[str]) -> Callable[[], None]:
     import typer
 
     command = typer.main.get_command(application)
-    return lambda: command.main(args=list(args), prog_name="pgconnect", standalone_mode=True)
+
+    def run() -> None:
+        # Not standalone: Click's own errors come back here and are written by the one message
+        # writer (redacted, control characters escaped, a long value cut), not echoed raw.
+        try:
+            status = command.main(args=list(args), prog_name="pgconnect", standalone_mode=False)
+        except Exception as exc:
+            if type(exc).__name__ == "Abort":  # Typer's answer to an EOFError in a prompt
+                raise CommandError("aborted: the input ended") from None
+            if not _is_click_error(exc):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]  # the help text, as Click prints it
+                sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+            raise _ClickError(exc) from None
+        if isinstance(status, int) and not isinstance(status, bool) and status:
+            sys.exit(status)  # typer.Exit(code) raised by a command, returned when not standalone
+
+    return run
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """Click's ClickException and its usage errors, found by shape: Typer vendors Click, and
+    pgconnect imports nothing from it."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(
+        getattr(exc, "format_message", None)
+    )
+
+
+def _shorten_words(text: str) -> str:
+    """Click quotes the offending value whole: cut any word longer than 80 characters."""
+    import re
+
+    return re.sub(r"\S{81,}", lambda m: m.group(0)[:60] + f"… ({len(m.group(0))} characters)", text)
+
+
+class _ClickError(PgconnectError):
+    """A usage error found by Click (unknown option, missing or invalid argument)."""
+
+    def __init__(self, exc: Exception) -> None:
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", None) if ctx is not None else None
+        super().__init__(
+            _shorten_words(exc.format_message()),  # type: ignore[attr-defined]
+            hint=f"{path} --help shows the usage" if path else None,
+        )
+        code = getattr(exc, "exit_code", ExitCode.USAGE)
+        self.exit_code = ExitCode(code) if code in set(ExitCode) else ExitCode.USAGE
 
 
 #: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up,
@@ -168,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
+        common.check_text_inputs(args)
         _command(args)()
     except PgconnectError as exc:
         _print_error(exc)
