@@ -94,8 +94,10 @@ def psql(
 def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> None:
     from pgconnect import handoff
 
-    if not argv:
+    if not argv or not argv[0]:
         raise UsageError("no command given", hint="pgconnect exec -- CMD [ARGS]...")
+    if any("\x00" in arg for arg in argv):  # only a program calling main() can pass one
+        raise UsageError("an argument of the command contains a NUL byte")
     warning = resolution.missing_secret_warning()
     if warning:
         common.warn(warning)
@@ -122,6 +124,9 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
     except PermissionError:
         common.note(f"error: {argv[0]}: permission denied")
         raise typer.Exit(126) from None
+    except OSError as exc:  # a name too long, too many links…: the shell's "cannot execute"
+        common.note(f"error: {argv[0][:80]}: cannot run it ({exc.strerror})")
+        raise typer.Exit(126) from None
     raise typer.Exit(status)
 
 
@@ -142,7 +147,10 @@ def read_url(source: str) -> str:
 
         text = getpass.getpass("Connection string (input hidden): ")
     else:
-        text = sys.stdin.read()
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"stdin is not UTF-8 text (byte {exc.start})") from None
     text = text.strip()
     if not text:
         raise UsageError("the connection string is empty")

@@ -79,7 +79,9 @@ def init(
 
       printf '%s' "$DATABASE_URL" | pgconnect init --from-url -
     """
-    target = Path(config) if config else Path.cwd() / projectfile.FILENAME
+    target = (
+        projectfile.usable_path(config, "--config") if config else Path.cwd() / projectfile.FILENAME
+    )
     if target.is_dir():
         target = target / projectfile.FILENAME
     project_name = name or _default_name(target.parent)

@@ -428,6 +428,8 @@ def _read_bulk(source: str | None) -> str:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+        except ValueError:  # a NUL in the path (only a program calling main() can pass one)
+            raise UsageError("the file name contains a NUL byte") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
