@@ -123,11 +123,21 @@ def _value_end(text: str, v: int, in_query: bool) -> int:
             i += 1
         return min(i, n)  # unterminated: to the end of the line
     if in_query:
-        # A URI query value runs to the next '&' (a raw space or quote inside is still value).
+        # A URI query value runs to the next '&' (a raw space or quote inside is still value),
+        # and on over every following '&' segment without an '=': libpq would reject those as
+        # parameters, so they are most likely the rest of a password holding a raw '&'.
         i = v
-        while i < n and text[i] not in "&\n":
-            i += 1
-        return i
+        while True:
+            while i < n and text[i] not in "&\n":
+                i += 1
+            if i >= n or text[i] != "&":
+                return i
+            j = i + 1
+            while j < n and text[j] not in "&\n=":
+                j += 1
+            if j < n and text[j] == "=":
+                return i
+            i = j
     # key=value (libpq, dotenv): to the next blank; a backslash escapes one. libpq reads a word
     # after the blank as a new keyword, and pgconnect's parser never quotes such a word after a
     # secret (conninfo._Options.token).
