@@ -290,7 +290,7 @@ def run_in_process(args: list[str], env: dict[str, str], data: str | None) -> Re
     finally:
         sys.stdin = saved_stdin
     out.flush()
-    raw = out.buffer.getvalue()  # type: ignore[attr-defined]
+    raw = out.buffer.getvalue()
     return Result(code, raw.decode("utf-8", "replace"), err.getvalue(), args)
 
 
