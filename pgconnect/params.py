@@ -189,7 +189,7 @@ def check_value(name: str, value: str, *, secret: bool = False) -> None:
     keyword = keyword_for(name)
     if keyword is None:
         return
-    shown = "the value (not shown: it is a secret)" if secret else _quoted(value)
+    shown = "the value (not shown: it belongs to a secret)" if secret else _quoted(value)
     if keyword == "port":
         _check_ports(name, value, secret=secret)
     elif keyword in _INTEGER_KEYWORDS:
@@ -233,7 +233,7 @@ def _check_ports(name: str, value: str, *, secret: bool = False) -> None:
         # ASCII digits only: str.isdigit() also accepts "²" and "٥٤٣٢", which libpq rejects.
         # At most 5 digits before int(): Python refuses to convert 4300+ digits (ValueError).
         if not re.fullmatch(r"0*[0-9]{1,5}", part) or not 1 <= int(part) <= 65535:
-            shown = "a port (not shown: it is a secret)" if secret else _quoted(part)
+            shown = "a port (not shown: it belongs to a secret)" if secret else _quoted(part)
             raise InvalidValue(f"{name}: {shown} is not a port number (1-65535)")
 
 

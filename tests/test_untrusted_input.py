@@ -355,3 +355,48 @@ def test_escape_sequences_from_the_server_are_shown_escaped(
     assert csv.stdout == "c\x1b[31m\r\nv\x1b[2J\r\n" or csv.stdout == "c\x1b[31m\nv\x1b[2J\n", csv
     js = run_cli("query", "--format", "json", header, env=env)
     assert json.loads(js.stdout) == [{"c\x1b[31m": "v\x1b[2J"}], js
+
+
+# --------------------------------------------------------------------------- every option, odd values
+
+#: Values of the kinds that used to end in "this is a bug": empty, NUL, not UTF-8 (a lone
+#: surrogate, as Python keeps such argv bytes), infinities, huge numbers, escapes, long words.
+ODD_VALUES = ["", "\x00", "\udcff", "inf", "nan", "-1", "9" * 5000, ESC + "x", "a" * 300, "%", "="]
+
+
+def test_every_option_and_argument_of_every_command_with_odd_values(isolated: Path) -> None:
+    """The fuzz pass, kept: each option and argument of each command (the sandbox's aside: they
+    start servers) given each odd value, in-process; no run may end as a bug, show a raw escape
+    or the password."""
+    from tests.cli_tree import leaves
+    from tests.test_redaction import run_in_process
+
+    project = isolated / "pgconnect.toml"
+    text = 'name = "fz"\n[vars]\nDB_HOST = "/nonexistent-pg"\nDB_CONNECT_TIMEOUT = "1"\n'
+    env = {"PGCONNECT_SECRET_STORE": "file", "DB_PASSWORD": SENTINEL}
+    runs = 0
+    for path, command in leaves():
+        if path[0] == "sandbox":
+            continue
+        names = [p.name for p in command.params if p.param_type_name == "argument"]
+        options = [
+            p.opts[0]
+            for p in command.params
+            if p.param_type_name == "option" and not p.is_flag and p.opts[0] != "--help"
+        ]
+        plain = ["DB_HOST", "x"][: len(names)]
+        calls = [[*path, opt, value, *plain] for opt in options for value in ODD_VALUES]
+        for i in range(len(names)):
+            for value in ODD_VALUES:
+                args = list(plain) if len(plain) == len(names) else ["DB_HOST"] * len(names)
+                args[i] = value
+                calls.append([*path, *args])
+        for args in calls:
+            project.write_text(text)
+            result = run_in_process(args, env, "x")
+            assert "this is a bug" not in result.stderr, result
+            assert "Traceback" not in result.stderr, result
+            assert "\x1b" not in result.stderr, result
+            assert SENTINEL not in result.output, result
+            runs += 1
+    tally("untrusted input: odd values for every option and argument", runs)

@@ -198,11 +198,12 @@ def var_list(
         return
     from pgconnect.safetext import escape  # a listing for people: no raw control characters
 
+    shown = {n: escape(v.shown()) for n, v in values.items()}
     width = max(len(n) for n in values)
-    value_width = max(len(v.shown()) for v in values.values())
+    value_width = max(len(s) for s in shown.values())
     for n, v in values.items():
         # Columns aligned like explain's; the source is last so a long value cannot hide it.
-        common.out(escape(f"{n.ljust(width)}  {v.shown().ljust(value_width)}  ({v.source})"))
+        common.out(escape(f"{n.ljust(width)}  {shown[n].ljust(value_width)}  ({v.source})"))
 
 
 @var_app.command("unset")
@@ -260,6 +261,8 @@ def explain(
         return
     from pgconnect.safetext import escape  # a listing for people: no raw control characters
 
+    for r in rows:
+        r["value"] = escape(r["value"]) if r["value"] is not None else None
     kw = max(len(r["keyword"] or "") for r in rows)
     val = max(len(r["value"] or "") for r in rows)
     for r in rows:
