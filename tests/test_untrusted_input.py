@@ -335,7 +335,7 @@ def test_escape_sequences_from_the_server_are_shown_escaped(
     env = {"DB_PASSWORD": server.password}
     failing = (
         "do $$ begin raise notice E'note \\x1b[2J'; raise exception E'boom \\x1b[31m' "
-        "using detail = E'detail \\x1b]0;t\\x07', hint = E'hint \\x9b1m'; end $$"
+        "using detail = E'detail \\x1b]0;t\\x07', hint = E'hint \\u009b1m'; end $$"
     )
     failed = run_cli("query", failing, env=env)
     assert failed.returncode == 1, failed
