@@ -8,7 +8,7 @@ traceback and no "this is a bug", and with the exit status of the README's table
 - malformed connection strings that carry the password (another scheme, upper case, a space or
   quote in the user name, a percent-encoded keyword, ``scram_server_key=``, a raw ``/`` or ``@``
   in the password) through every command that reads one: ``query``, ``exec``, ``check``, ``url``,
-  ``init --from-url -``, ``secret bulk`` and ``var set`` → 3;
+  ``init --from-url -``, ``secret bulk``, ``var set`` and ``init --from-wrangler`` → 3;
 - values on their way to the secret store that fail validation → 3, never quoted; a value typed
   where ``secret put`` wants the name → 2, never quoted;
 - bytes that are not UTF-8 in the project file (3), in stdin (2), in argv (2) and in the
@@ -111,7 +111,16 @@ MALFORMED = [
 ]
 
 #: (command, how the string is given): every command that reads a connection string.
-READERS = ["query", "exec", "check", "url", "init --from-url -", "secret bulk", "var set"]
+READERS = [
+    "query",
+    "exec",
+    "check",
+    "url",
+    "init --from-url -",
+    "secret bulk",
+    "var set",
+    "init --from-wrangler",
+]
 
 
 def _call(reader: str, dsn: str) -> tuple[list[str], dict[str, str], str | None]:
@@ -122,6 +131,10 @@ def _call(reader: str, dsn: str) -> tuple[list[str], dict[str, str], str | None]
         return ["secret", "bulk", "-"], env, json.dumps({"DB_URL": dsn})
     if reader == "var set":
         return ["var", "set", "DB_URL", dsn], env, None
+    if reader == "init --from-wrangler":
+        # wrangler.toml's [vars]; a JSON string is a TOML basic string.
+        Path("wrangler.toml").write_text(f'name = "w"\n[vars]\nDB_URL = {json.dumps(dsn)}\n')
+        return ["init", "--from-wrangler", "--force"], env, None
     env["DB_URL"] = dsn
     args = {
         "query": ["query", "select 1"],
