@@ -231,8 +231,9 @@ def _check_ports(name: str, value: str, *, secret: bool = False) -> None:
         if part == "" and len(parts) > 1:
             continue
         # ASCII digits only: str.isdigit() also accepts "²" and "٥٤٣٢", which libpq rejects.
-        # At most 5 digits before int(): Python refuses to convert 4300+ digits (ValueError).
-        if not re.fullmatch(r"0*[0-9]{1,5}", part) or not 1 <= int(part) <= 65535:
+        # At most 5 digits: libpq's strtol would also take "0005432", but Python refuses to
+        # convert a string of 4300+ digits (zeros included), and no one writes a port that way.
+        if not re.fullmatch(r"[0-9]{1,5}", part) or not 1 <= int(part) <= 65535:
             shown = "a port (not shown: it belongs to a secret)" if secret else _quoted(part)
             raise InvalidValue(f"{name}: {shown} is not a port number (1-65535)")
 

@@ -265,6 +265,7 @@ def test_a_port_of_5000_digits(project: Path) -> None:
         [
             (["var", "set", "DB_PORT", port], {}, None),
             (["url"], {"DB_PORT": port}, None),
+            (["check", "--timeout", "3"], {"DB_PORT": "0" * 4999 + "1"}, None),
             (["url"], {"DB_URL": f"postgresql://h:{port}/db"}, None),
             (
                 ["secret", "bulk", "-"],
@@ -274,11 +275,11 @@ def test_a_port_of_5000_digits(project: Path) -> None:
             (["query", "--max-rows", port, "select 1"], {}, None),
         ]
     )
-    for result in results[:4]:
+    for result in results[:5]:
         line = assert_refused(result, 3)
         assert "port" in line, result
         assert len(line) < 400, result
-    assert len(assert_refused(results[4], 2)) < 400
+    assert len(assert_refused(results[5], 2)) < 400
 
 
 def test_json_nested_100000_deep_and_huge_numbers(project: Path) -> None:
