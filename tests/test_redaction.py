@@ -267,7 +267,7 @@ def _environ(extra: dict[str, str]) -> Iterator[None]:
 
 def run_in_process(args: list[str], env: dict[str, str], data: str | None) -> Result:
     """``pgconnect ARGS`` through the CLI's entry point in this process, streams captured."""
-    from pgconnect import secrets
+    from pgconnect import cli, secrets
     from pgconnect.cli import common, main
 
     common.STATE.debug = False
@@ -281,6 +281,10 @@ def run_in_process(args: list[str], env: dict[str, str], data: str | None) -> Re
     code = 0
     saved_stdin = sys.stdin
     sys.stdin = stdin
+    # main() lowers RLIMIT_CORE for good (soft and hard): in pytest's own process that would
+    # keep later tests from raising it for the child they crash on purpose.
+    saved_no_core_dumps = cli._no_core_dumps
+    cli._no_core_dumps = lambda: None
     try:
         with _environ(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -289,6 +293,7 @@ def run_in_process(args: list[str], env: dict[str, str], data: str | None) -> Re
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.stdin = saved_stdin
+        cli._no_core_dumps = saved_no_core_dumps
     out.flush()
     raw = out.buffer.getvalue()
     return Result(code, raw.decode("utf-8", "replace"), err.getvalue(), args)
