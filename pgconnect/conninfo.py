@@ -8,8 +8,9 @@ cases, a table of odd cases and random strings.
 
 The builders never load psycopg either: ``to_conninfo`` quotes exactly as
 ``psycopg.conninfo.make_conninfo`` does (a test compares them on random input), and every builder
-masks secret keywords as ``****`` unless asked to reveal them. ``redact`` is the one function that
-masks passwords in text shown to people.
+masks secret keywords as ``****`` unless asked to reveal them. ``redact`` (from
+``pgconnect.safetext``) is the one function that masks passwords in text shown to people; the
+parser's own messages never quote a part that may hold one.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from urllib.parse import quote
 from pgconnect import keywords
 from pgconnect.errors import ConfigError
 from pgconnect.params import LIBPQ_KEYWORDS, SECRET_KEYWORDS
+from pgconnect.safetext import MASK as MASK  # re-exported: callers import them from here
+from pgconnect.safetext import redact as redact
 
-MASK = "****"
 URI_PREFIXES = ("postgresql://", "postgres://")
 
 #: libpq's ``isspace()`` in the C/UTF-8 locales: ASCII white space only.
@@ -33,35 +35,6 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 #: keyword -> libpq environment variable (PQconndefaults' ``envvar``; from the one table).
 ENV_VARS: dict[str, str] = keywords.ENV_VARS
-
-# --------------------------------------------------------------------------- redaction
-
-# Every secret keyword of the one table (longest first, so no name stops at a shorter one).
-_SECRET_KEYS = "(?:" + "|".join(sorted(keywords.SECRET, key=lambda k: (-len(k), k))) + ")"
-# libpq's URI user info: "user:password@" before the first '/', the password up to the first '@'
-# (it may hold raw ':', '?' and '#').
-_URI_USERINFO = re.compile(r"(postgres(?:ql)?://[^:@/\s\"']*:)[^@/]*@", re.IGNORECASE)
-_URI_PARAM = re.compile(rf"([?&]{_SECRET_KEYS}=)[^&\s\"']*", re.IGNORECASE)
-_KV_PASSWORD = re.compile(
-    rf"((?<![A-Za-z0-9_]){_SECRET_KEYS}\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\'])(?:\\.|[^\s\\])*)",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Mask passwords in TEXT: URI user info, ``password=`` (key=value or URI query), and every
-    given secret value (also in its percent-encoded form)."""
-    text = _URI_USERINFO.sub(rf"\1{MASK}@", text)
-    text = _URI_PARAM.sub(rf"\1{MASK}", text)
-    text = _KV_PASSWORD.sub(rf"\1{MASK}", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-            encoded = quote(secret, safe="")
-            if encoded != secret:
-                text = text.replace(encoded, MASK)
-    return text
-
 
 # --------------------------------------------------------------------------- parsing
 
@@ -93,6 +66,9 @@ class _Options:
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
         self.saw_secret = False
+        # A URI with an '@' past libpq's user info (a password holding a raw '/'): every part
+        # after the scheme may hold a piece of that password.
+        self.hide_parts = False
 
     def store(self, keyword: str, value: str) -> bool:
         # libpq conninfo_storeval: requiressl=1 means sslmode=require, anything else prefer.
@@ -107,9 +83,45 @@ class _Options:
         return True
 
     def token(self, text: str) -> str:
-        # After a password, a stray token may be part of that password ("password=a b"): libpq
-        # echoes it, pgconnect does not.
-        return "(a token after the password)" if self.saw_secret else f'"{text}"'
+        # libpq echoes the offending word; pgconnect only when it cannot be (part of) a secret.
+        # After a password, a stray word may be part of it ("password=a b"); a word holding
+        # ':', '@', '/' or a quote may be a URI's user info.
+        if self.saw_secret:
+            return "(a word after the password)"
+        if _PLAIN_WORD.fullmatch(text):
+            return f'"{text}"'
+        return "(a word that is not a keyword; not shown: it may hold a password)"
+
+    def label(self, text: str, *, secret: bool = False) -> str:
+        """How a URI part is named in a message."""
+        if secret:
+            return "in a secret value"
+        if self.hide_parts or self.saw_secret:
+            return "in a part of the URI (not shown: it may hold a password)"
+        return f'"{redact(text)}"'
+
+
+#: A word the parser may quote in a message: a keyword, misspelt or percent-encoded.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.%+-]{1,64}")
+#: The start of something URI-shaped that libpq does not read as a URI (another scheme, upper
+#: case, a leading blank).
+_URI_LIKE = re.compile(r"[ \t\n\v\f\r]*([A-Za-z][A-Za-z0-9+.\-]*:/+)")
+
+
+def _not_a_uri(s: str) -> _Invalid | None:
+    """The error for a string shaped like a URI libpq reads as key=value: names its scheme only
+    (anything after it may be user info)."""
+    m = _URI_LIKE.match(s)
+    if m is None:
+        return None
+    scheme = m.group(1)
+    if len(scheme) > 40:
+        scheme = scheme[:37] + "..."
+    return _Invalid(
+        f'it starts "{scheme}", and libpq reads only URIs that start "postgresql://" or '
+        '"postgres://" (lower case, nothing before them); anything else is read as '
+        "key=value pairs"
+    )
 
 
 def _parse_kv(s: str) -> dict[str, str]:
@@ -126,7 +138,9 @@ def _parse_kv(s: str) -> dict[str, str]:
         while i < n and s[i] in _SPACE:
             i += 1
         if i >= n or s[i] != "=":
-            raise _Invalid(f'missing "=" after {opts.token(name)} in connection info string')
+            raise _not_a_uri(s) or _Invalid(
+                f'missing "=" after {opts.token(name)} in connection info string'
+            )
         i += 1
         while i < n and s[i] in _SPACE:
             i += 1
@@ -160,19 +174,19 @@ def _parse_kv(s: str) -> dict[str, str]:
                 else:
                     chars.append(c)
         if not opts.store(name, "".join(chars)):
-            raise _Invalid(
+            raise _not_a_uri(s) or _Invalid(
                 f"invalid connection option {opts.token(name)}", keywords.provider_hint(name)
             )
     return opts.values
 
 
-def _decode(text: str, uri: str, *, secret: bool = False) -> str:
+def _decode(text: str, uri: str, shown: str) -> str:
     """libpq conninfo_uri_decode: %XX byte escapes (no '+' for space), %00 forbidden, then UTF-8.
 
     libpq 17+: leading and trailing spaces are skipped and a space inside is an error
-    ("unexpected spaces found … use percent-encoded spaces (%20) instead").
+    ("unexpected spaces found … use percent-encoded spaces (%20) instead"). SHOWN names the part
+    in messages (``_Options.label``): never the text of a part that may be secret.
     """
-    shown = "in the password" if secret else f'"{redact(text)}"'
     stripped = text.strip(" ")
     if " " in stripped:
         raise _Invalid(
@@ -228,12 +242,13 @@ def _parse_uri(uri: str) -> dict[str, str]:
             k += 1
         user = uri[p:k]
         if user:
-            opts.store("user", _decode(user, uri))
+            opts.store("user", _decode(user, uri, opts.label(user)))
         if uri[k] == ":":
             password = uri[k + 1 : j]
             if password:
-                opts.store("password", _decode(password, uri, secret=True))
+                opts.store("password", _decode(password, uri, opts.label("", secret=True)))
         p = j + 1
+    opts.hide_parts = "@" in uri[p:]
 
     # host[:port] pairs separated by commas; an IPv6 address in brackets.
     hosts: list[str] = []
@@ -282,9 +297,9 @@ def _parse_uri(uri: str) -> dict[str, str]:
     host_text = ",".join(hosts)
     port_text = ",".join(ports)
     if host_text:
-        opts.store("host", _decode(host_text, uri))
+        opts.store("host", _decode(host_text, uri, opts.label(host_text)))
     if port_text:
-        opts.store("port", _decode(port_text, uri))
+        opts.store("port", _decode(port_text, uri, opts.label(port_text)))
 
     if prev == "/":
         p += 1
@@ -295,7 +310,7 @@ def _parse_uri(uri: str) -> dict[str, str]:
         prev = uri[p] if p < n else ""
         # libpq: an empty path sets no dbname (so PGDATABASE still applies).
         if dbname:
-            opts.store("dbname", _decode(dbname, uri))
+            opts.store("dbname", _decode(dbname, uri, opts.label(dbname)))
     if prev == "?":
         _parse_query(uri[p + 1 :], uri, opts)
     return opts.values
@@ -311,7 +326,7 @@ def _parse_query(query: str, uri: str, opts: _Options) -> None:
                 if equals >= 0:
                     raise _Invalid(
                         'extra key/value separator "=" in URI query parameter: '
-                        f'"{query[start:equals]}"'
+                        f"{opts.token(query[start:equals])}"
                     )
                 equals = i
                 i += 1
@@ -322,19 +337,22 @@ def _parse_query(query: str, uri: str, opts: _Options) -> None:
                 if equals < 0:
                     raise _Invalid(
                         'missing key/value separator "=" in URI query parameter: '
-                        f'"{redact(query[start:end])}"'
+                        f"{opts.token(query[start:end])}"
                     )
                 break
             else:
                 i += 1
-        keyword = _decode(query[start:equals], uri)
-        value = _decode(query[equals + 1 : end], uri, secret=keyword in SECRET_KEYWORDS)
+        raw_keyword = query[start:equals]
+        keyword = _decode(raw_keyword, uri, opts.token(raw_keyword))
+        value = query[equals + 1 : end]
+        value = _decode(value, uri, opts.label(value, secret=keyword in SECRET_KEYWORDS))
         # libpq: JDBC's ssl=true means sslmode=require.
         if keyword == "ssl" and value == "true":
             keyword, value = "sslmode", "require"
         if not opts.store(keyword, value):
             raise _Invalid(
-                f'invalid URI query parameter: "{keyword}"', keywords.provider_hint(keyword)
+                f"invalid URI query parameter: {opts.token(keyword)}",
+                keywords.provider_hint(keyword),
             )
 
 

@@ -98,29 +98,39 @@ def is_connection_name(name: str) -> bool:
         return False
 
 
-def check_value(name: str, value: str) -> None:
-    """Raise InvalidValue if libpq would reject VALUE for the keyword NAME maps to."""
+def check_value(name: str, value: str, *, secret: bool = False) -> None:
+    """Raise InvalidValue if libpq would reject VALUE for the keyword NAME maps to.
+
+    SECRET: the value is on its way to (or from) the secret store; messages never quote it."""
     if "\x00" in value:
         raise InvalidValue(f"{name}: value contains a NUL byte")
     keyword = keyword_for(name)
     if keyword is None:
         return
+    shown = "the value (not shown: it belongs to a secret)" if secret else _quoted(value)
     if keyword == "port":
-        _check_ports(name, value)
+        _check_ports(name, value, secret=secret)
     elif keyword in _INTEGER_KEYWORDS:
         # libpq's parse_int_param: an optional sign, ASCII digits, surrounding blanks allowed.
         if not re.fullmatch(r"[ \t\n\r\f\v]*[-+]?[0-9]+[ \t\n\r\f\v]*", value):
-            raise InvalidValue(f"{name}: {value!r} is not an integer")
+            raise InvalidValue(f"{name}: {shown} is not an integer")
     elif keyword in _BOOLEAN_KEYWORDS:
         if value not in ("0", "1"):
-            raise InvalidValue(f"{name}: {value!r} is not 0 or 1")
+            raise InvalidValue(f"{name}: {shown} is not 0 or 1")
     elif keyword in _ENUM_KEYWORDS:
         allowed = _ENUM_KEYWORDS[keyword]
         if value not in allowed:
             raise InvalidValue(
-                f"{name}: {value!r} is not one of {', '.join(allowed)}"
-                + _did_you_mean(value, allowed)
+                f"{name}: {shown} is not one of {', '.join(allowed)}"
+                + ("" if secret else _did_you_mean(value, allowed))
             )
+
+
+def _quoted(value: str) -> str:
+    """A value as a message quotes it: repr (control characters escaped), a long one cut."""
+    if len(value) > 80:
+        return repr(value[:60]) + f"… ({len(value)} characters)"
+    return repr(value)
 
 
 def _did_you_mean(value: str, allowed: tuple[str, ...]) -> str:
@@ -132,15 +142,18 @@ def _did_you_mean(value: str, allowed: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _check_ports(name: str, value: str) -> None:
+def _check_ports(name: str, value: str, *, secret: bool = False) -> None:
     # libpq: a comma-separated list, one per host; an empty entry means the default port.
     parts = value.split(",")
     for part in parts:
         if part == "" and len(parts) > 1:
             continue
         # ASCII digits only: str.isdigit() also accepts "²" and "٥٤٣٢", which libpq rejects.
-        if not re.fullmatch(r"[0-9]+", part) or not 1 <= int(part) <= 65535:
-            raise InvalidValue(f"{name}: {part!r} is not a port number (1-65535)")
+        # At most 5 digits: libpq's strtol would also take "0005432", but Python refuses to
+        # convert a string of 4300+ digits (zeros included), and no one writes a port that way.
+        if not re.fullmatch(r"[0-9]{1,5}", part) or not 1 <= int(part) <= 65535:
+            shown = "a port (not shown: it belongs to a secret)" if secret else _quoted(part)
+            raise InvalidValue(f"{name}: {shown} is not a port number (1-65535)")
 
 
 def check_host_port_lists(host: str | None, port: str | None) -> None:
@@ -156,7 +169,23 @@ def check_host_port_lists(host: str | None, port: str | None) -> None:
         )
 
 
-def check_url(url: str) -> dict[str, str]:
+def _raw_at_after_userinfo(url: str) -> bool:
+    """A URI whose user info libpq ends before an '@' (``postgresql://app:pa/ss@host``): libpq
+    reads "app" as the host, "pa" as the port and "ss@host" as the database, so the password
+    would be shown, or sent to a server, in pieces."""
+    from pgconnect.conninfo import URI_PREFIXES
+
+    if not url.startswith(URI_PREFIXES):
+        return False
+    rest = url.split("://", 1)[1]
+    slash = rest.find("/")
+    at = rest.find("@")
+    if at >= 0 and (slash < 0 or at < slash):
+        rest = rest[at + 1 :]  # libpq's user info, then the rest
+    return "@" in rest.split("?", 1)[0]
+
+
+def check_url(url: str, *, secret: bool = False) -> dict[str, str]:
     """Parse a DB_URL as libpq does and check each part as its own variable would be (sslmode,
     port, booleans, host/port lists), so a DB_URL is validated when set and when read like every
     other value (SPEC §1). Raises InvalidValue, never echoing a secret part; returns the parts."""
@@ -168,11 +197,17 @@ def check_url(url: str) -> dict[str, str]:
     except ConfigError as exc:  # already redacted
         hint = f" ({exc.hint})" if exc.hint else ""
         raise InvalidValue(f"{URL_NAME} is {exc.message}{hint}") from None
+    if _raw_at_after_userinfo(url.strip()):
+        raise InvalidValue(
+            f"{URL_NAME} has an '@' after its host (not shown: it may hold a password); libpq "
+            "ends the user info at the first '/', so a password holding a '/' must spell it "
+            "%2F (and an '@' in a database name %40)"
+        )
     for keyword, part in parts.items():
         if keyword in SECRET_KEYWORDS:
             continue
         try:
-            check_value(name_for(keyword), part)
+            check_value(name_for(keyword), part, secret=secret)
         except InvalidValue as exc:
             raise InvalidValue(f"{URL_NAME} has an invalid {keyword}: {exc}") from None
     try:

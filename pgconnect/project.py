@@ -96,7 +96,7 @@ def find(config: str | os.PathLike[str] | None = None, cwd: Path | None = None) 
     """The project file: --config, else $PGCONNECT_CONFIG, else the nearest pgconnect.toml upwards."""
     explicit = config if config is not None else os.environ.get(CONFIG_ENV) or None
     if explicit is not None:
-        path = Path(explicit)
+        path = usable_path(explicit, "--config" if config is not None else CONFIG_ENV)
         if path.is_dir():
             path = path / FILENAME
         if not path.is_file():
@@ -115,6 +115,27 @@ def find(config: str | os.PathLike[str] | None = None, cwd: Path | None = None) 
         f"no {FILENAME} in {here} or any parent folder",
         hint="create one with: pgconnect init",
     )
+
+
+def usable_path(text: str | os.PathLike[str], origin: str) -> Path:
+    """TEXT as a path the system can look at, or ConfigError: a NUL byte, a name longer than
+    the file system allows (ENAMETOOLONG) and the like are refused in one line."""
+    shown = (
+        str(text) if len(str(text)) <= 80 else str(text)[:60] + f"… ({len(str(text))} characters)"
+    )
+    if "\x00" in str(text):
+        raise ConfigError(f"{origin}: the path contains a NUL byte")
+    path = Path(text)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+            raise ConfigError(
+                f"{shown}: cannot use this path (from {origin}): {exc.strerror}"
+            ) from None
+    return path
 
 
 def selected_env(env: str | None) -> str | None:
@@ -228,9 +249,20 @@ def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
     return Project(path=path, name=name, secrets=tuple(secrets), vars=base, envs=envs)
 
 
+#: The longest environment name: it becomes part of keyring service names, file names and the
+#: sandbox's paths (a Unix socket path holds at most 107 bytes); PostgreSQL's identifiers stop
+#: at 63 too.
+MAX_ENV_NAME = 63
+
+
 def check_env_name(env: str, path: Path | None = None) -> None:
+    where = f"{path}: " if path else ""
+    if len(env) > MAX_ENV_NAME:
+        raise ConfigError(
+            f"{where}an environment name has at most {MAX_ENV_NAME} characters "
+            f"(this one has {len(env)}, starting {env[:20]!r})"
+        )
     if not re.fullmatch(r"[A-Za-z0-9_-]+", env):
-        where = f"{path}: " if path else ""
         raise ConfigError(
             f"{where}environment name {env!r} may use only letters, digits, '_' and '-'"
         )

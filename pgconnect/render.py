@@ -26,6 +26,8 @@ from enum import StrEnum
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 
+from pgconnect.safetext import UNSAFE, escape_control
+
 if TYPE_CHECKING:
     from rich.text import Text
 
@@ -632,24 +634,12 @@ def _csv_quoter(delimiter: str) -> Callable[[str], str]:
 
 # --------------------------------------------------------------------------- table
 
-# Characters never sent to a terminal raw: C0 controls (but newline, which wraps inside the
-# cell), DEL, C1 controls (0x80–0x9f: 0x9b is a one-byte CSI), and the bidirectional overrides
-# that reorder what a terminal shows (CVE-2021-42574, "Trojan Source").
-_UNSAFE = re.compile(
-    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-_NAMED = {"\t": "\\t", "\r": "\\r", "\x1b": "\\x1b", "\x00": "\\x00"}
+# Characters never sent to a terminal raw, and how each is shown: one definition for table cells
+# and messages (pgconnect.safetext). A newline stays: it wraps inside the cell.
+_UNSAFE = UNSAFE
 ESCAPE_STYLE = "bold magenta"
 NULL_TEXT = "NULL"
 NULL_STYLE = "dim italic"
-
-
-def escape_control(ch: str) -> str:
-    """How one unsafe character is shown: ``\\t``, ``\\r``, ``\\x1b``, ``\\u202e``."""
-    if ch in _NAMED:
-        return _NAMED[ch]
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def safe_text(value: str | None, *, header: bool = False) -> Text:

@@ -160,6 +160,8 @@ def resolve_values(
         value: Value | None = None
         if name in environ:
             raw = environ[name]
+            if any("\udc80" <= ch <= "\udcff" for ch in raw):  # bytes that are not UTF-8
+                raise ConfigError(f"environment variable {name} is not UTF-8 text")
             try:
                 params.check_value(name, raw)
             except params.InvalidValue as exc:
@@ -248,21 +250,14 @@ def build_params(
     out: dict[str, Param] = {}
     url = values.get(params.URL_NAME)
     if url is not None:
-        from pgconnect.conninfo import parse
-
+        # params.check_url: libpq's parse, then each part checked as its own variable is; its
+        # messages never quote a part that may be a password (nor any part of a stored DB_URL).
         try:
-            parts = parse(url.reveal())
-        except ConfigError as exc:  # the message is already redacted
-            raise ConfigError(
-                f"DB_URL (from {url.source}) is {exc.message}", hint=exc.hint or _URL_HINT
-            ) from None
+            parts = params.check_url(url.reveal(), secret=isinstance(url.value, Secret))
+        except params.InvalidValue as exc:
+            message = str(exc).replace(params.URL_NAME, f"DB_URL (from {url.source})", 1)
+            raise ConfigError(message, hint=_URL_HINT) from None
         for url_keyword, part in parts.items():
-            try:
-                params.check_value(params.name_for(url_keyword), part)
-            except params.InvalidValue as exc:
-                raise ConfigError(
-                    f"DB_URL (from {url.source}) has an invalid {url_keyword}: {exc}"
-                ) from None
             shown: str | Secret = Secret(part) if url_keyword in params.SECRET_KEYWORDS else part
             out[url_keyword] = Param(url_keyword, url.name, shown, url.source)
 

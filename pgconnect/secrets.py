@@ -734,6 +734,11 @@ def _parse_json(text: str) -> dict[str, str | None]:
         raise BulkInputError(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise BulkInputError("invalid JSON: nested too deeply") from None
+    except ValueError:
+        # Python's int limit (4300 digits): a value that is no string anyway.
+        raise BulkInputError("invalid JSON: a number too long to read") from None
     if not isinstance(data, dict):
         raise BulkInputError("the JSON must be an object of NAME: value (or null to delete)")
     out: dict[str, str | None] = {}

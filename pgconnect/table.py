@@ -28,6 +28,7 @@ from typing import IO
 
 from pgconnect import render
 from pgconnect.render import Column, TableStyle, Written
+from pgconnect.safetext import UNSAFE, escape_control
 
 FIRST_BATCH = (
     1000  # rows that fix the column widths (the default --max-rows: a capped table is one)
@@ -86,10 +87,10 @@ def make_cell(value: str | None, *, header: bool = False) -> Cell:
     for raw in value.split("\n"):
         pieces: list[Piece] = []
         pos = 0
-        for m in render._UNSAFE.finditer(raw):
+        for m in UNSAFE.finditer(raw):
             if m.start() > pos:
                 pieces.append((raw[pos : m.start()], base))
-            pieces.append((render.escape_control(m.group(0)), ESCAPE))
+            pieces.append((escape_control(m.group(0)), ESCAPE))
             pos = m.end()
         if pos < len(raw) or not pieces:
             pieces.append((raw[pos:], base))

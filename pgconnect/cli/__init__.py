@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from pgconnect.cli import common
-from pgconnect.errors import ExitCode, PgconnectError
+from pgconnect.errors import CommandError, ExitCode, PgconnectError
 
 if TYPE_CHECKING:
     import threading
@@ -71,39 +71,29 @@ def __getattr__(name: str) -> typer.Typer:
     return _full_app[0]
 
 
-def _mask(text: str) -> str:
-    """Mask every secret value this process has held (defence in depth: messages are redacted
-    where they are made; this catches a path that forgot)."""
-    from pgconnect.secrets import MASK, held_values
-
-    for value in held_values():
-        text = text.replace(value, MASK)
-    return text
-
-
 def _traceback(exc: BaseException) -> str:
     """The traceback for --debug: never local variables (format_exception shows none), and
     redacted like every other output, chained driver errors included."""
     import traceback  # only on --debug: importing it costs ~4 ms per start
 
     from pgconnect.conninfo import redact
+    from pgconnect.safetext import escape
 
-    return redact(_mask("".join(traceback.format_exception(exc))))
+    return escape(redact(common.mask_held("".join(traceback.format_exception(exc)))))
 
 
 def _print_error(exc: PgconnectError) -> None:
-    err = sys.stderr
-    err.write(_mask(f"error: {exc.message}\n"))
+    common.say(f"error: {exc.message}")
     for line in getattr(exc, "details", []) or []:
-        err.write(_mask(f"{line}\n"))
+        common.say(line)
     if exc.hint:
-        err.write(_mask(f"hint: {exc.hint}\n"))
+        common.say(f"hint: {exc.hint}")
 
 
 def _unexpected(exc: BaseException, where: str = "") -> None:
-    sys.stderr.write(
+    common.say(
         f"error: unexpected {type(exc).__name__}{where}; this is a bug in pgconnect "
-        "(run again with --debug for the traceback)\n"
+        "(run again with --debug for the traceback)"
     )
     if common.STATE.debug:
         sys.stderr.write(_traceback(exc))
@@ -133,7 +123,54 @@ def _typer_command(args: Sequence[str]) -> Callable[[], None]:
     import typer
 
     command = typer.main.get_command(application)
-    return lambda: command.main(args=list(args), prog_name="pgconnect", standalone_mode=True)
+
+    def run() -> None:
+        # Not standalone: Click's own errors come back here and are written by the one message
+        # writer (redacted, control characters escaped, a long value cut), not echoed raw.
+        try:
+            status = command.main(args=list(args), prog_name="pgconnect", standalone_mode=False)
+        except Exception as exc:
+            if type(exc).__name__ == "Abort":  # Typer's answer to an EOFError in a prompt
+                raise CommandError("aborted: the input ended") from None
+            if not _is_click_error(exc):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]  # the help text, as Click prints it
+                sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+            raise _ClickError(exc) from None
+        if isinstance(status, int) and not isinstance(status, bool) and status:
+            sys.exit(status)  # typer.Exit(code) raised by a command, returned when not standalone
+
+    return run
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """Click's ClickException and its usage errors, found by shape: Typer vendors Click, and
+    pgconnect imports nothing from it."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(
+        getattr(exc, "format_message", None)
+    )
+
+
+def _shorten_words(text: str) -> str:
+    """Click quotes the offending value whole: cut any word longer than 80 characters."""
+    import re
+
+    return re.sub(r"\S{81,}", lambda m: m.group(0)[:60] + f"… ({len(m.group(0))} characters)", text)
+
+
+class _ClickError(PgconnectError):
+    """A usage error found by Click (unknown option, missing or invalid argument)."""
+
+    def __init__(self, exc: Exception) -> None:
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", None) if ctx is not None else None
+        super().__init__(
+            _shorten_words(exc.format_message()),  # type: ignore[attr-defined]
+            hint=f"{path} --help shows the usage" if path else None,
+        )
+        code = getattr(exc, "exit_code", ExitCode.USAGE)
+        self.exit_code = ExitCode(code) if code in set(ExitCode) else ExitCode.USAGE
 
 
 #: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up,
@@ -192,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     if not isinstance(sys.stdout, _Stdout):
         sys.stdout = cast(TextIO, _Stdout(sys.stdout))
     try:
+        common.check_text_inputs(args)
         _command(args)()
     except PgconnectError as exc:
         _print_error(exc)
@@ -199,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(_traceback(exc))
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        common.say("interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         # stdout closed under a writer that does not go through _Stdout: end quietly.

@@ -200,9 +200,9 @@ def _wait_for(
 
 def _safe(text: str) -> str:
     """Data for a terminal: control characters escaped, never sent raw."""
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
-    )
+    from pgconnect.safetext import escape
+
+    return escape(text)
 
 
 def _target_line(report: Report) -> str:

@@ -183,12 +183,65 @@ def drop_stdout() -> None:
         pass
 
 
+def _undecodable_at(text: str) -> int | None:
+    """Where TEXT holds a byte that was not UTF-8 (Python keeps argv and the environment's
+    bytes as lone surrogates, "surrogateescape"), or None."""
+    for i, ch in enumerate(text):
+        if "\udc80" <= ch <= "\udcff":
+            return len(text[:i].encode("utf-8", "surrogateescape"))
+    return None
+
+
+#: Environment variables pgconnect or libpq read: their values must be text.
+_READ_ENV_PREFIXES = ("DB_", "PG")
+
+
+def check_text_inputs(args: list[str]) -> None:
+    """Refuse bytes that are not UTF-8 in the arguments (exit 2) and in the environment
+    variables pgconnect and libpq read (exit 3), before anything uses them: libpq takes UTF-8
+    C strings, and a message quoting them could not be written. Never quotes the value."""
+    from pgconnect.errors import UsageError
+
+    for number, arg in enumerate(args, start=1):
+        at = _undecodable_at(arg)
+        if at is not None:
+            raise UsageError(f"argument {number} is not UTF-8 text (byte {at})")
+    for name, value in os.environ.items():
+        if not name.startswith(_READ_ENV_PREFIXES):
+            continue
+        if _undecodable_at(name) is not None:
+            prefix = "DB_" if name.startswith("DB_") else "PG"
+            raise ConfigError(f"the name of an environment variable {prefix}… is not UTF-8 text")
+        at = _undecodable_at(value)
+        if at is not None:
+            raise ConfigError(f"environment variable {name} is not UTF-8 text (byte {at})")
+
+
+def mask_held(text: str) -> str:
+    """Mask every secret value this process has held (defence in depth: messages are redacted
+    where they are made; this catches a path that forgot)."""
+    from pgconnect.secrets import MASK, held_values
+
+    for value in held_values():
+        text = text.replace(value, MASK)
+    return text
+
+
+def say(line: str) -> None:
+    """The one writer of messages (errors, warnings, notes, server notices) on stderr: every
+    secret this process held and anything shaped like one masked (``safetext.redact``), terminal
+    control characters escaped (``safetext.escape``)."""
+    from pgconnect.safetext import shown
+
+    sys.stderr.write(shown(mask_held(line)) + "\n")
+
+
 def warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    say(f"warning: {message}")
 
 
 def note(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    say(message)
 
 
 def _ignore(_message: str) -> None:

@@ -94,8 +94,10 @@ def psql(
 def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> None:
     from pgconnect import handoff, libpqfiles
 
-    if not argv:
+    if not argv or not argv[0]:
         raise UsageError("no command given", hint="pgconnect exec -- CMD [ARGS]...")
+    if any("\x00" in arg for arg in argv):  # only a program calling main() can pass one
+        raise UsageError("an argument of the command contains a NUL byte")
     warning = resolution.missing_secret_warning()
     if warning:
         common.warn(warning)
@@ -140,6 +142,9 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
         raise typer.Exit(127) from None
     except PermissionError:
         common.note(f"error: {argv[0]}: permission denied")
+        raise typer.Exit(126) from None
+    except OSError as exc:  # a name too long, too many links…: the shell's "cannot execute"
+        common.note(f"error: {argv[0][:80]}: cannot run it ({exc.strerror})")
         raise typer.Exit(126) from None
     raise typer.Exit(status)
 
@@ -188,7 +193,10 @@ def read_url(source: str) -> str:
 
         text = getpass.getpass("Connection string (input hidden): ")
     else:
-        text = sys.stdin.read()
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"stdin is not UTF-8 text (byte {exc.start})") from None
     text = text.strip()
     if not text:
         raise UsageError("the connection string is empty")
@@ -199,8 +207,14 @@ def init_from_url(
     target: Path, project_name: str, source: str, env: str | None, force: bool
 ) -> None:
     """``init --from-url``: variables into the new file, secrets into the store (never the file)."""
+    # Provider parameters libpq does not take (Prisma's pgbouncer=true, …) are removed, with a
+    # note; check_url parses the rest as libpq does and checks each part as its own variable,
+    # never quoting a part of a string that carries a secret.
     dsn, removed = conninfo.without_provider_parameters(read_url(source))
-    parts = conninfo.parse(dsn)
+    try:
+        parts = params.check_url(dsn, secret=params.url_has_password(dsn))
+    except params.InvalidValue as exc:
+        raise ConfigError(str(exc).replace(params.URL_NAME, "the connection string", 1)) from None
     plain: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for keyword, value in parts.items():
@@ -208,10 +222,6 @@ def init_from_url(
         if keyword in params.SECRET_KEYWORDS:
             secrets[name] = value
             continue
-        try:
-            params.check_value(name, value)
-        except params.InvalidValue as exc:
-            raise ConfigError(f"the connection string has an invalid {keyword}: {exc}") from None
         plain[name] = value
     if secrets.get(params.PASSWORD_NAME) == "":
         del secrets[params.PASSWORD_NAME]  # an empty password is no password

@@ -93,7 +93,9 @@ def init(
 
       pgconnect init --from-wrangler wrangler.jsonc
     """
-    target = Path(config) if config else Path.cwd() / projectfile.FILENAME
+    target = (
+        projectfile.usable_path(config, "--config") if config else Path.cwd() / projectfile.FILENAME
+    )
     if target.is_dir():
         target = target / projectfile.FILENAME
     if wrangler_file is not None and not from_wrangler:
@@ -249,11 +251,14 @@ def var_list(
     if not values:
         common.note("no variables set; add one with: pgconnect var set DB_HOST db.example.com")
         return
+    from pgconnect.safetext import escape  # a listing for people: no raw control characters
+
+    shown = {n: escape(v.shown()) for n, v in values.items()}
     width = max(len(n) for n in values)
-    value_width = max(len(v.shown()) for v in values.values())
+    value_width = max(len(s) for s in shown.values())
     for n, v in values.items():
         # Columns aligned like explain's; the source is last so a long value cannot hide it.
-        common.out(f"{n.ljust(width)}  {v.shown().ljust(value_width)}  ({v.source})")
+        common.out(escape(f"{n.ljust(width)}  {shown[n].ljust(value_width)}  ({v.source})"))
 
 
 @var_app.command("unset")
@@ -309,9 +314,15 @@ def explain(
     if json_out:
         common.out(json.dumps({"env": ctx.env, "params": rows}, ensure_ascii=False))
         return
+    from pgconnect.safetext import escape  # a listing for people: no raw control characters
+
+    for r in rows:
+        r["value"] = escape(r["value"]) if r["value"] is not None else None
     kw = max(len(r["keyword"] or "") for r in rows)
     val = max(len(r["value"] or "") for r in rows)
     for r in rows:
         common.out(
-            f"{(r['keyword'] or '').ljust(kw)}  {(r['value'] or '').ljust(val)}  {r['source']}"
+            escape(
+                f"{(r['keyword'] or '').ljust(kw)}  {(r['value'] or '').ljust(val)}  {r['source']}"
+            )
         )

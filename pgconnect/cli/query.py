@@ -169,6 +169,10 @@ class _Signalled(KeyboardInterrupt):
         self.signum = signum
 
 
+#: statement_timeout's largest value (INT_MAX milliseconds), in whole seconds.
+MAX_TIMEOUT = 2147483
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Signalled(signum)
 
@@ -217,8 +221,12 @@ def run(
     """The command, however its arguments were parsed."""
     with _interruptible():
         chosen = _choose_format(fmt, json_out, max_rows)
-        if timeout is not None and not timeout > 0:
-            raise UsageError("--timeout must be a number of seconds greater than 0")
+        # statement_timeout is an int of milliseconds (at most 2147483647): inf, nan, 0 and
+        # negatives are refused here rather than by the server.
+        if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
+            raise UsageError(
+                f"--timeout must be a number of seconds greater than 0 and at most {MAX_TIMEOUT}"
+            )
         if max_rows is not None and max_rows < 0:
             raise UsageError("--max-rows must be 0 (all rows) or more")
         text = _read_sql(sql, file)
@@ -332,7 +340,7 @@ class _Events:
             sys.stdout.buffer.flush()
         except ValueError:
             pass
-        sys.stderr.write(line + "\n")
+        common.say(line)
         sys.stderr.flush()
 
     def notice(self, severity: str, message: str) -> None:

@@ -232,8 +232,10 @@ def status(
             ("server user", state.server_user or "(you)"),
             ("started", state.started_at),
         ]
+        from pgconnect.safetext import escape  # the state file is input: no raw escapes
+
         for key, value in rows:
-            common.out(f"  {key.ljust(11)}  {value}")
+            common.out(escape(f"  {key.ljust(11)}  {value}"))
         if st.stale:
             common.warn(
                 "the server stopped without `pgconnect sandbox stop` (crash, kill or reboot); "

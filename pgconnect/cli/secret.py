@@ -59,6 +59,12 @@ def _check_name(name: str) -> None:
     try:
         params.check_name(name)
     except params.InvalidName as exc:
+        if not params.NAME_RE.fullmatch(name):
+            # Not shaped like a name: perhaps the value, typed where the name belongs.
+            raise ConfigError(
+                "invalid secret name (not shown, in case it is the value): names are upper "
+                "case, digits and '_' ([A-Z_][A-Z0-9_]*), not starting with a digit"
+            ) from None
         raise ConfigError(str(exc)) from None
 
 
@@ -68,9 +74,9 @@ def _check_value(name: str, value: str) -> None:
     Messages never show a secret part (the parser's are redacted)."""
     try:
         if name == params.URL_NAME:
-            params.check_url(value)
+            params.check_url(value, secret=True)
         elif params.is_connection_name(name):
-            params.check_value(name, value)
+            params.check_value(name, value, secret=True)
     except params.InvalidValue as exc:
         raise ConfigError(f"{exc}; nothing was stored") from None
 
@@ -168,10 +174,11 @@ def put(
     """
     if ctx_.args:
         # Not Click's "unexpected extra argument (…)": that would echo the value back.
+        # Neither argument is quoted: either may be the value (secret put VALUE NAME).
         raise UsageError(
             "secret put takes no value on the command line (it would stay in your shell "
             "history and in the process list); nothing was stored",
-            hint=f"answer the prompt, or pipe it: printf '%s' \"$VALUE\" | pgconnect secret put {name}",
+            hint="answer the prompt, or pipe it: printf '%s' \"$VALUE\" | pgconnect secret put NAME",
         )
     ctx = common.load(config, env, env_may_be_new=True)
     _check_name(name)
@@ -461,6 +468,8 @@ def _read_bulk(source: str | None) -> str:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+        except ValueError:  # a NUL in the path (only a program calling main() can pass one)
+            raise UsageError("the file name contains a NUL byte") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
