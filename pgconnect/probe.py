@@ -1,8 +1,8 @@
 """The staged connection check (SPEC §5): dns → tcp → tls → auth → query → ready, per sslmode.
 
 The verdict for every sslmode is libpq's own: a real login through psycopg's libpq binding with
-that sslmode (and ``gssencmode=disable``), driven by ``connect.login()`` under one deadline for the
-whole run. Stage attribution for a libpq failure comes from ``connect.classify()``; for a timeout,
+that sslmode (and ``gssencmode=disable``), driven by ``login.login()`` under one deadline for the
+whole run. Stage attribution for a libpq failure comes from ``login.classify()``; for a timeout,
 from the state libpq was in when the time ran out.
 
 pgconnect's own probing only adds facts, never verdicts:
@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgconnect import connect, params
+from pgconnect import login, params
 from pgconnect.errors import ExitCode, QueryError, RejectedError
 
 if TYPE_CHECKING:
@@ -409,7 +409,7 @@ class _ModeRun:
         self.started = started
         self.deadline = deadline
         self.timeout = timeout
-        self.clock = connect.StageClock(sslmode, stage=first_stage)
+        self.clock = login.StageClock(sslmode, stage=first_stage)
         if dns_ms is not None:
             self.clock.timings["dns"] = dns_ms
         self.lock = threading.Lock()
@@ -421,15 +421,15 @@ class _ModeRun:
             if self.result is None:
                 result.elapsed_ms = round((time.monotonic() - self.started) * 1000, 1)
                 timings = dict(self.clock.timings)  # a copy: the worker may still be running
-                last = connect.STAGES.index(result.stage)
+                last = login.STAGES.index(result.stage)
                 result.timings = {
                     k: round(v, 1)
                     for k, v in timings.items()
-                    if k in connect.STAGES and connect.STAGES.index(k) <= last
+                    if k in login.STAGES and login.STAGES.index(k) <= last
                 }
                 self.result = result
 
-    def _failed(self, failure: connect.Failure) -> None:
+    def _failed(self, failure: login.Failure) -> None:
         error = failure.error
         if failure.stage == "query" and isinstance(error, QueryError):
             # The server logged us in and then refused even SELECT 1 (a pooler without a free
@@ -448,13 +448,13 @@ class _ModeRun:
 
     def give_up(self) -> ModeResult:
         """The result for a worker still running after the deadline: a timeout where it is."""
-        self._failed(connect.timed_out(self.clock.stage, self.timeout))
+        self._failed(login.timed_out(self.clock.stage, self.timeout))
         assert self.result is not None
         return self.result
 
     def _run(self) -> None:
         try:
-            pgconn = connect.login(
+            pgconn = login.login(
                 self.conn,
                 deadline=self.deadline,
                 timeout=self.timeout,
@@ -462,18 +462,16 @@ class _ModeRun:
                 sslmode=self.sslmode,
                 gssencmode="disable",
             )
-        except connect.ConnectFailed as exc:
+        except login.ConnectFailed as exc:
             self._failed(exc.failure)
             return
         try:
             self.clock.enter("query")
-            connect.query(pgconn, "SELECT 1", deadline=self.deadline, timeout=self.timeout)
+            login.query(pgconn, "SELECT 1", deadline=self.deadline, timeout=self.timeout)
             self.clock.finish()  # the query stage is SELECT 1; what follows is reporting
             libpq_ssl = bool(pgconn.ssl_in_use)
             try:
-                rows = connect.query(
-                    pgconn, _STAT_SSL, deadline=self.deadline, timeout=self.timeout
-                )
+                rows = login.query(pgconn, _STAT_SSL, deadline=self.deadline, timeout=self.timeout)
             except QueryError:
                 rows = []  # not PostgreSQL's catalog (some proxies): fall back to libpq's view
             result = ModeResult(self.sslmode, ok=True, stage="ready", libpq_ssl=libpq_ssl)
@@ -488,10 +486,10 @@ class _ModeRun:
                 version_text(pgconn.server_version) if pgconn.server_version else None
             )
             self._finish(result)
-        except connect.ConnectFailed as exc:
+        except login.ConnectFailed as exc:
             self._failed(exc.failure)
         except QueryError as exc:
-            self._failed(connect.Failure("query", exc))
+            self._failed(login.Failure("query", exc))
         finally:
             pgconn.finish()
 
@@ -524,7 +522,7 @@ def check(
             raise ValueError(f"not an sslmode: {mode!r}")
     started = time.monotonic()
     deadline = started + timeout if deadline is None else deadline
-    connect.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
+    login.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
     hosts = _hosts(conn, environ)
     net = Network(unix_socket=all(h.is_socket for h in hosts))
 
@@ -635,7 +633,7 @@ def _name_addresses(results: list[ModeResult], hosts: list[_Host], resolved: _Re
 
 
 def _dns_timeout(mode: str, timeout: float, started: float, where: str) -> ModeResult:
-    failure = connect.timed_out("dns", timeout, where)
+    failure = login.timed_out("dns", timeout, where)
     return ModeResult(
         mode,
         ok=False,

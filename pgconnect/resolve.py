@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgconnect import params
-from pgconnect.conninfo import ENV_VARS
+from pgconnect.connstr import ENV_VARS
 from pgconnect.errors import ConfigError
 from pgconnect.project import Project
 from pgconnect.secrets import MASK, Secret, SecretStore, service_name
@@ -246,7 +246,7 @@ def build_params(
     out: dict[str, Param] = {}
     url = values.get(params.URL_NAME)
     if url is not None:
-        from pgconnect.conninfo import parse
+        from pgconnect.connstr import parse
 
         try:
             parts = parse(url.reveal())

@@ -40,7 +40,7 @@ from pgconnect.cluster import (
     postmaster_alive,
     server_user,
 )
-from pgconnect.conninfo import redact
+from pgconnect.connstr import redact
 from pgconnect.errors import CommandError
 from pgconnect.project import Project
 from pgconnect.secrets import Secret, SecretStore, service_name

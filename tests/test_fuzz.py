@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
-from pgconnect import conninfo, project
+from pgconnect import connstr, project
 from pgconnect.errors import ConfigError
 from pgconnect.params import SSLMODES, default_sslmode
 from pgconnect.resolve import resolve
@@ -148,11 +148,11 @@ def test_values_reach_libpq_exactly(c: dict[str, Any]) -> None:
     params = resolution.connect_params()
     assert params == expected_params(c)
     for fmt in ("uri", "conninfo"):
-        assert libpq_reads(conninfo.FORMATS[fmt](params, True), params) == params, fmt
-        masked = conninfo.FORMATS[fmt](params, False)
+        assert libpq_reads(connstr.FORMATS[fmt](params, True), params) == params, fmt
+        masked = connstr.FORMATS[fmt](params, False)
         assert c["password"] not in masked, fmt
-    assert json.loads(conninfo.to_json(params, True)) == params
-    assert c["password"] not in conninfo.to_json(params, False)
+    assert json.loads(connstr.to_json(params, True)) == params
+    assert c["password"] not in connstr.to_json(params, False)
     EXAMPLES["project → libpq"] += 1
 
 
@@ -178,7 +178,7 @@ def test_a_db_url_base_and_its_overrides_reach_libpq(
     case: tuple[dict[str, str], dict[str, str]], source: str
 ) -> None:
     base, overrides = case
-    url = conninfo.to_uri(base, reveal=True)
+    url = connstr.to_uri(base, reveal=True)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "pgconnect.toml"
         project.create(path, project.initial_text("fuzz"), force=False)
@@ -199,8 +199,8 @@ def test_a_db_url_base_and_its_overrides_reach_libpq(
     expected.update({KEYWORD[n]: v for n, v in overrides.items()})
     assert params == expected
     for fmt in ("uri", "conninfo"):
-        assert libpq_reads(conninfo.FORMATS[fmt](params, True), params) == params
-        assert base["password"] not in conninfo.FORMATS[fmt](params, False)
+        assert libpq_reads(connstr.FORMATS[fmt](params, True), params) == params
+        assert base["password"] not in connstr.FORMATS[fmt](params, False)
     EXAMPLES["project → libpq"] += 1
 
 

@@ -85,7 +85,7 @@ def _traceback(exc: BaseException) -> str:
     redacted like every other output, chained driver errors included."""
     import traceback  # only on --debug: importing it costs ~4 ms per start
 
-    from pgconnect.conninfo import redact
+    from pgconnect.connstr import redact
 
     return redact(_mask("".join(traceback.format_exception(exc))))
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pgconnect import conninfo, params
+from pgconnect import connstr, params
 from pgconnect import project as projectfile
 from pgconnect.cli import common, url
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt
@@ -106,7 +106,7 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
     if password is not None:
         handoff.passfile_line(password)  # refuse an unrepresentable password before starting
     plain = {name: value.reveal() for name, value in resolution.plain_vars().items()}
-    url_pair = (url_var, conninfo.to_uri(connect_params, reveal=True)) if url_var else None
+    url_pair = (url_var, connstr.to_uri(connect_params, reveal=True)) if url_var else None
     prepared = handoff.child_environ(os.environ, connect_params, plain, url_var=url_pair)
     if prepared.dropped:
         common.warn(
@@ -154,7 +154,7 @@ def init_from_url(
 ) -> None:
     """``init --from-url``: variables into the new file, secrets into the store (never the file)."""
     dsn = read_url(source)
-    parts = conninfo.parse(dsn)
+    parts = connstr.parse(dsn)
     plain: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for keyword, value in parts.items():

@@ -11,7 +11,7 @@ password it would only print as ``****``.
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
-from pgconnect import conninfo, params
+from pgconnect import connstr, params
 from pgconnect.cli import argv, common
 from pgconnect.secrets import MASK, Secret, SecretStore
 
@@ -112,10 +112,10 @@ def run(fmt: Format, reveal: bool, config: str | None, env: str | None) -> None:
         resolution = resolve(ctx.project, ctx.env, _MaskingStore, connection_only=True)
     connect_params = resolution.connect_params()
     if fmt is Format.env:
-        _, dropped = conninfo.env_vars(connect_params)
+        _, dropped = connstr.env_vars(connect_params)
         if dropped:
             common.warn(
                 f"libpq reads no environment variable for {', '.join(dropped)}; "
                 "use --format uri or conninfo to keep it"
             )
-    common.out(conninfo.FORMATS[fmt.value](connect_params, reveal))
+    common.out(connstr.FORMATS[fmt.value](connect_params, reveal))

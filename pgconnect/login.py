@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pgconnect.conninfo import redact
+from pgconnect.connstr import redact
 from pgconnect.errors import (
     ConfigError,
     NetworkError,
