@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pgconnect import completion
-from pgconnect.cli import common
+from pgconnect.cli import check, common
 from tests import cli_tree
 from tests.cli_tree import skip_unless
 from tests.conftest import REPO, cli_environ, write_project
@@ -239,8 +239,8 @@ def test_secret_and_sslmode_helpers(project: Path, monkeypatch: pytest.MonkeyPat
     assert common.complete_secret("") == ["API_TOKEN", "DB_PASSWORD"]
     monkeypatch.setattr(common, "STATE", common.State(env="staging"))
     assert common.complete_secret("") == ["DB_PASSWORD"]
-    assert common.complete_sslmode("verify") == ["verify-ca", "verify-full"]
-    assert common.complete_sslmode("a") == ["allow", "all"]
+    assert check._complete_sslmode("verify") == ["verify-ca", "verify-full"]
+    assert check._complete_sslmode("a") == ["allow", "all"]
     monkeypatch.chdir(project.parent)
     monkeypatch.setattr(common, "STATE", common.State())
     assert common.complete_secret("") == []  # no project: nothing, no error

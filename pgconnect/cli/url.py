@@ -107,9 +107,9 @@ def run(fmt: Format, reveal: bool, config: str | None, env: str | None) -> None:
         if warning:
             common.warn(warning)
     else:
-        from pgconnect.resolve import resolve
+        from pgconnect.api import resolve_settings
 
-        resolution = resolve(ctx.project, ctx.env, _MaskingStore, connection_only=True)
+        resolution = resolve_settings(ctx.project, ctx.env, _MaskingStore, connection_only=True)
     connect_params = resolution.connect_params()
     if fmt is Format.env:
         _, dropped = connstr.env_vars(connect_params)
