@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from pgconnect.cli import common
-from pgconnect.errors import ExitCode, PgconnectError
+from pgconnect.errors import ExitCode, Interrupted, PgconnectError, UsageError
 
 if TYPE_CHECKING:
     import threading
@@ -132,7 +132,56 @@ def _typer_command(args: Sequence[str]) -> Callable[[], None]:
     import typer
 
     command = typer.main.get_command(application)
-    return lambda: command.main(args=list(args), prog_name="pgconnect", standalone_mode=True)
+
+    def run() -> None:
+        # standalone_mode=False: Click neither prints nor exits; every outcome comes back here.
+        # Typer turns Ctrl-C into Exit(130) (returned, like any Exit's code).
+        code = command.main(args=list(args), prog_name="pgconnect", standalone_mode=False)
+        if code == ExitCode.INTERRUPTED:
+            raise Interrupted("interrupted")
+        if isinstance(code, int) and code:
+            raise _Exit(code)
+
+    return run
+
+
+class _Exit(Exception):
+    """A command's chosen exit status (check's verdict, exec's child), with nothing to print."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _click_failure(exc: Exception) -> tuple[int, str | None, str | None] | None:
+    """(exit status, error line, hint) for Click's own exceptions; None if EXC is not one.
+
+    A usage error is one line and a hint (SPEC §11), never Click's usage block; Abort comes from
+    a confirmation interrupted by Ctrl-C (130) or ended by end-of-file.
+    """
+    if "typer" not in sys.modules:  # the fast path: nothing of Click's can have been raised
+        return None
+    import typer
+    from typer._click import exceptions as click_exc
+
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code, None, None
+    if isinstance(exc, typer.Abort):
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return ExitCode.INTERRUPTED, "interrupted", None
+        return ExitCode.USAGE, "no answer (end of input); nothing was changed", None
+    if isinstance(exc, click_exc.NoArgsIsHelpError):
+        exc.show()  # a bare group (`pgconnect`, `pgconnect var`): its help, as Click shows it
+        return ExitCode.USAGE, None, None
+    if isinstance(exc, click_exc.UsageError):
+        message = " ".join(exc.format_message().split())
+        hint = None
+        if exc.ctx is not None:
+            hint = f"{exc.ctx.command_path} --help shows the usage"
+        return ExitCode.USAGE, message, hint
+    if isinstance(exc, click_exc.ClickException):
+        return exc.exit_code, " ".join(exc.format_message().split()), None
+    return None
 
 
 #: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up,
@@ -180,17 +229,28 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _command(args)()
     except PgconnectError as exc:
-        _print_error(exc)
-        if common.STATE.debug:
-            sys.stderr.write(_traceback(exc))
-        sys.exit(int(exc.exit_code))
+        _fail(exc)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _fail(Interrupted("interrupted"))
+    except _Exit as exc:
+        sys.exit(exc.code)
     except BrokenPipeError:
         # stdout closed under a writer that does not go through _Stdout: end quietly.
         common.drop_stdout()
         sys.exit(0)
     except Exception as exc:
-        _unexpected(exc)
-        sys.exit(int(ExitCode.FAILURE))
+        click = _click_failure(exc)
+        if click is None:
+            _unexpected(exc)
+            sys.exit(int(ExitCode.FAILURE))
+        code, message, hint = click
+        if message is not None:
+            _print_error(UsageError(message, hint=hint))
+        sys.exit(int(code))
+
+
+def _fail(exc: PgconnectError) -> NoReturn:
+    _print_error(exc)
+    if common.STATE.debug and not isinstance(exc, Interrupted):
+        sys.stderr.write(_traceback(exc))
+    sys.exit(int(exc.exit_code))

@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pgconnect import connstr, params
-from pgconnect import project as projectfile
 from pgconnect.cli import common, url
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt
-from pgconnect.errors import ConfigError, UsageError
-from pgconnect.secrets import Secret, SecretStore
+from pgconnect.errors import CannotExecuteError, CommandNotFoundError, UsageError
 
 if TYPE_CHECKING:
     from pgconnect.resolve import Resolution
@@ -117,12 +115,10 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
     try:
         status = handoff.run(argv, prepared, password)
     except FileNotFoundError:
-        common.note(f"error: {argv[0]}: command not found")
-        raise typer.Exit(127) from None
+        raise CommandNotFoundError(f"{argv[0]}: command not found") from None
     except PermissionError:
-        common.note(f"error: {argv[0]}: permission denied")
-        raise typer.Exit(126) from None
-    raise typer.Exit(status)
+        raise CannotExecuteError(f"{argv[0]}: permission denied") from None
+    raise typer.Exit(status)  # CMD's status; 130 (Ctrl-C) is reported like any interruption
 
 
 # --------------------------------------------------------------------------- init --from-url
@@ -152,54 +148,19 @@ def read_url(source: str) -> str:
 def init_from_url(
     target: Path, project_name: str, source: str, env: str | None, force: bool
 ) -> None:
-    """``init --from-url``: variables into the new file, secrets into the store (never the file)."""
-    dsn = read_url(source)
-    parts = connstr.parse(dsn)
-    plain: dict[str, str] = {}
-    secrets: dict[str, str] = {}
-    for keyword, value in parts.items():
-        name = params.name_for(keyword)
-        if keyword in params.SECRET_KEYWORDS:
-            secrets[name] = value
-            continue
-        try:
-            params.check_value(name, value)
-        except params.InvalidValue as exc:
-            raise ConfigError(f"the connection string has an invalid {keyword}: {exc}") from None
-        plain[name] = value
-    if secrets.get(params.PASSWORD_NAME) == "":
-        del secrets[params.PASSWORD_NAME]  # an empty password is no password
-    if env is not None:
-        projectfile.check_env_name(env)
-    text = projectfile.initial_text(project_name, plain if env is None else None)
-    projectfile.parse(target, text.encode("utf-8"))  # the name is valid before anything is stored
-    if target.exists() and not force:
-        raise ConfigError(f"{target} already exists; nothing was changed", hint="use --force")
+    """``init --from-url``: the CLI's side (reading the URL, reporting); the work is
+    ``changes.init_from_url``."""
+    from pgconnect import changes
 
-    from pgconnect.secrets import service_name
-
-    service = service_name(project_name, env)
-    store: SecretStore | None = None
-    if secrets:
-        store = common.open_store()
-        if store.kind == "file":
-            common.warn("using the plaintext file store (PGCONNECT_SECRET_STORE=file)")
-        for name, value in secrets.items():
-            store.set(service, name, Secret(value))
-    projectfile.create(target, text, force=force)
-    if env is not None or secrets:
-        with projectfile.edit(target) as editor:
-            if env is not None:
-                editor.ensure_env(env)
-                for name, value in plain.items():
-                    editor.set_var(name, value, env)
-            for name in secrets:
-                editor.declare_secret(name, env)
+    done = changes.init_from_url(
+        target, project_name, read_url(source), env, force, common.open_store
+    )
+    if done.store_kind == "file":
+        common.warn("using the plaintext file store (PGCONNECT_SECRET_STORE=file)")
     where = "[vars]" if env is None else f"[env.{env}.vars]"
     common.note(
-        f"wrote {target} (project {project_name!r}): {', '.join(plain) or 'no variables'} "
+        f"wrote {target} (project {project_name!r}): {', '.join(done.variables) or 'no variables'} "
         f"in {where}"
     )
-    if store is not None:
-        for name in secrets:
-            common.note(f"stored {name} in the {store.kind} store (service {service})")
+    for name in done.secrets:
+        common.note(f"stored {name} in the {done.store_kind} store (service {done.service})")
