@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pgconnect import atomic
 from pgconnect import project as projectfile
 from pgconnect.cluster import (
     Cluster,
@@ -160,7 +161,7 @@ def load_state(project: Project, env: str) -> State | None:
 
 def _save_state(project: Project, state: State) -> None:
     data = (json.dumps(state.to_json(), indent=2) + "\n").encode()
-    projectfile.atomic_write(state_path(project, state.env), data, mode=0o644)
+    atomic.write(state_path(project, state.env), data, mode=0o644)
 
 
 def _running(state: State) -> bool:
