@@ -377,10 +377,6 @@ def test_editor_on_any_document_changes_only_what_it_must(
 def test_cli_var_set_then_url_reveal_gives_libpq_the_same(
     c: dict[str, Any], isolated: Path
 ) -> None:
-    from tests.cli_tree import registered
-
-    if not registered("url"):
-        pytest.skip("url is not registered")
     with tempfile.TemporaryDirectory(dir=isolated) as folder:
         cwd = Path(folder)
         (cwd / "pgconnect.toml").write_text('name = "fuzz"\n')

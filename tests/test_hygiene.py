@@ -33,7 +33,6 @@ from typing import Any
 import pytest
 
 from tests import cli_tree
-from tests.cli_tree import skip_unless
 from tests.conftest import KeyringSession, Server, Servers, cli_environ, write_project
 from tests.faultkit import (
     SENTINEL,
@@ -118,15 +117,7 @@ def case(
     **kw: Any,
 ) -> Any:
     path = tuple(command.split())
-    marks = [] if path[0] not in ("url", "exec", "psql", "query") else [skip_unless(path[0])]
-    if path == ("init",) and "--from-url" in args:
-        marks = [pytest.mark.skipif(not _has_from_url(), reason="init --from-url is not merged")]
-    return pytest.param(Case(id, path, tuple(args), expect, **kw), id=id, marks=marks)
-
-
-def _has_from_url() -> bool:
-    cmd = dict(cli_tree.leaves()).get(("init",))
-    return cmd is not None and any("--from-url" in p.opts for p in cmd.params)
+    return pytest.param(Case(id, path, tuple(args), expect, **kw), id=id)
 
 
 E = Setup  # brevity in the table below
