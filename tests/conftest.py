@@ -13,19 +13,20 @@ names tests import from here are re-exported from the plugins.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tests.plugin_isolation import (
-    REPO,
-    Result,
-    clean_environ,
-    cli_environ,
-    project_for,
-    run_cli,
-    write_project,
-)
-from tests.plugin_keyring import KeyringSession, start_keyring_session, stop_keyring_session
-from tests.plugin_servers import HBA_ANY, HBA_TLS_ONLY, PKI, Server, Servers
+if TYPE_CHECKING:
+    from tests.plugin_isolation import (
+        REPO,
+        Result,
+        clean_environ,
+        cli_environ,
+        project_for,
+        run_cli,
+        write_project,
+    )
+    from tests.plugin_keyring import KeyringSession, start_keyring_session, stop_keyring_session
+    from tests.plugin_servers import HBA_ANY, HBA_TLS_ONLY, PKI, Server, Servers
 
 pytest_plugins = [
     "tests.plugin_isolation",
@@ -50,6 +51,29 @@ __all__ = [
     "stop_keyring_session",
     "write_project",
 ]
+
+
+_FROM = {
+    "tests.plugin_isolation": (
+        "REPO",
+        "Result",
+        "clean_environ",
+        "cli_environ",
+        "project_for",
+        "run_cli",
+        "write_project",
+    ),
+    "tests.plugin_keyring": ("KeyringSession", "start_keyring_session", "stop_keyring_session"),
+    "tests.plugin_servers": ("HBA_ANY", "HBA_TLS_ONLY", "PKI", "Server", "Servers"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, after pytest has loaded the plugins (with assertion rewriting).
+    for module, names in _FROM.items():
+        if name in names:
+            return getattr(__import__(module, fromlist=[name]), name)
+    raise AttributeError(name)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

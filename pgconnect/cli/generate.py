@@ -143,9 +143,18 @@ def cli_reference() -> str:
 
     from pgconnect.cli import root
 
+    saved = {k: os.environ.get(k) for k in ("COLUMNS", "NO_COLOR")}
     os.environ["COLUMNS"] = "100"  # the width --help wraps at, whatever the terminal
     os.environ.pop("NO_COLOR", None)
-    group = typer.main.get_command(root.build_app())
+    try:
+        group = typer.main.get_command(root.build_app())
+        helps = _walk(group, "pgconnect")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     parts = [
         "# Command-line reference",
         "",
@@ -155,7 +164,7 @@ def cli_reference() -> str:
         "Exit statuses are listed in the [README](../README.md#exit-status).",
         "",
     ]
-    for path, text in _walk(group, "pgconnect"):
+    for path, text in helps:
         parts += [f"## `{path}`", "", "```text", text, "```", ""]
     return "\n".join(parts)
 
