@@ -75,13 +75,14 @@ def write(
     data: bytes,
     *,
     mode: int | None = None,
-    force_mode: bool = False,
+    private: bool = False,
     failed: Failed | None = None,
 ) -> None:
     """Write DATA to PATH atomically: temp file in the same folder, fsync, rename, fsync folder.
 
-    An existing file keeps its mode (and owner, when permitted) unless FORCE_MODE; a new one gets
-    MODE (default: 0666 minus the umask). A read-only file is refused even when running as root,
+    An existing file keeps its mode (and owner, when permitted); a new one gets MODE (default:
+    0666 minus the umask). PRIVATE always writes 0600 and the caller's owner (a file holding
+    secrets). A read-only file is refused even when running as root,
     who would otherwise replace it silently. No temporary file is left behind on failure.
     FAILED(reason, in_folder) makes the error raised; by default a CommandError naming PATH.
     """
@@ -91,13 +92,15 @@ def write(
         st: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
         st = None
-    if st is not None and not force_mode:
+    if st is not None:
         if not stat.S_IMODE(st.st_mode) & 0o222 or not os.access(path, os.W_OK):
             raise CommandError(
                 f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}); nothing was changed",
                 hint=f"make it writable first: chmod u+w {path}",
             )
         mode = stat.S_IMODE(st.st_mode)
+    if private:
+        mode, st = 0o600, None
     elif mode is None:
         umask = os.umask(0)
         os.umask(umask)

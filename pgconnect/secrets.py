@@ -508,7 +508,7 @@ class FileStore:
             )
 
         text = json.dumps(data, indent=1, sort_keys=True)
-        atomic.write(self.path, text.encode("utf-8"), mode=0o600, force_mode=True, failed=failed)
+        atomic.write(self.path, text.encode("utf-8"), private=True, failed=failed)
 
     def _update(self, change: Callable[[dict[str, dict[str, str]]], bool]) -> bool:
         """Read, CHANGE, write back (only if CHANGE returns True), under a folder lock."""

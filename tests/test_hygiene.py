@@ -679,7 +679,11 @@ def test_interrupted_commands_leave_no_secret_behind(hygiene: Hygiene) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        time.sleep(1.0)
+        # Signal once the check is waiting on the silent server (a socket is open), not while
+        # Python itself is still starting, where no program can report a KeyboardInterrupt.
+        deadline = time.monotonic() + 60
+        while not _has_socket(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode in (code, -sig), (sig, proc.returncode, err)
@@ -695,6 +699,20 @@ def test_interrupted_commands_leave_no_secret_behind(hygiene: Hygiene) -> None:
             == []
         )
         tally("hygiene: command runs (each checked in stdout, stderr, argv, files)")
+
+
+def _has_socket(pid: int) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _result(rc: int, out: bytes, err: bytes) -> Any:

@@ -221,7 +221,13 @@ def _command(args: Sequence[str]) -> Callable[[], None]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
     args = sys.argv[1:] if argv is None else list(argv)
+    import signal
     import threading  # imported by Typer and psycopg anyway: no start-up cost
+
+    if getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "_interrupted_while_starting":
+        # From here on Ctrl-C is a KeyboardInterrupt that this boundary reports (pgconnect.__main__
+        # covered the imports before it).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     threading.excepthook = _thread_excepthook
     if not isinstance(sys.stdout, _Stdout):
