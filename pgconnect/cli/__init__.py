@@ -184,10 +184,10 @@ def _click_failure(exc: Exception) -> tuple[int, str | None, str | None] | None:
     return None
 
 
-#: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up,
-#: issue #8: importing Typer and building the command is ~20 ms). Each module has OPTIONS and
-#: POSITIONALS (tests/test_fast_argv.py holds them to its Typer declaration) and ``run``, which
-#: its Typer command calls too.
+#: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up:
+#: importing Typer and building the command is ~20 ms). Each module has OPTIONS and POSITIONALS,
+#: built from fast_table.py, which ``python -m pgconnect.cli.generate`` writes from its Typer
+#: declaration, and ``run``, which its Typer command calls too.
 FAST = ("query", "url")
 
 
