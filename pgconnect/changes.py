@@ -116,12 +116,29 @@ def put(proj: Project, env: str | None, name: str, value: Secret, store: SecretS
     check_name(name)
     check_no_var(proj, name, env)
     check_value(name, value.reveal())
+    from pgconnect.secrets import StoreDeadlineError
+
     service = service_name(proj.name, env)
     undo = Undo(store, service)
-    with undo.unless_recorded(), projectfile.edit(proj.path) as editor:
-        editor.declare_secret(name, env)
-        undo.remember(name)
-        store.set(service, name, value)
+    try:
+        with undo.unless_recorded(), projectfile.edit(proj.path) as editor:
+            editor.declare_secret(name, env)
+            undo.remember(name)
+            store.set(service, name, value)
+    except StoreDeadlineError as exc:
+        # A store call that missed its deadline may still be carried out after pgconnect gave
+        # up (a stalled keyring daemon resumes and handles the queued call), so NAME is declared
+        # all the same: a value the file does not declare is one nobody would see.
+        if not undo.previous:
+            raise  # the store did not even answer the read before: nothing was asked of it
+        with projectfile.edit(proj.path) as editor:
+            editor.declare_secret(name, env)
+        where = "secrets" if env is None else f"[env.{env}] secrets"
+        exc.message += (
+            f"; {name} may still be stored when the store answers, so it is declared in "
+            f"{where} (pgconnect secret list shows whether it is set)"
+        )
+        raise
     return service
 
 
@@ -143,24 +160,39 @@ def bulk(
     follow what really happened, also when a store call failed half-way; if the file cannot be
     written, the store is put back as it was.
     """
+    from pgconnect.secrets import StoreDeadlineError
+
     check_bulk(proj, env, entries)
     service = service_name(proj.name, env)
-    done: list[tuple[str, str]] = []
+    done: list[tuple[str, str]] = []  # (name, what happened: set / deleted / absent / maybe set)
     undo = Undo(store, service)
     try:
         for name, value in entries.items():
             undo.remember(name)
-            if value is not None:
-                store.set(service, name, Secret(value))
-                done.append((name, "set"))
-            else:
-                removed = store.delete(service, name)
-                done.append((name, "deleted" if removed else "absent"))
+            try:
+                if value is not None:
+                    store.set(service, name, Secret(value))
+                    done.append((name, "set"))
+                else:
+                    removed = store.delete(service, name)
+                    done.append((name, "deleted" if removed else "absent"))
+            except StoreDeadlineError as exc:
+                # The store may still carry the call out after we give up: a value that may
+                # land is declared; a deletion that may happen keeps its declaration for now.
+                if value is not None:
+                    done.append((name, "maybe set"))
+                    exc.message += (
+                        f"; {name} may still be stored when the store answers, so it is declared "
+                        "(pgconnect secret list shows whether it is set)"
+                    )
+                else:
+                    exc.message += f"; {name} may still be deleted, and stays declared for now"
+                raise
     finally:
         if done:
             with undo.unless_recorded(), projectfile.edit(proj.path) as editor:
                 for name, what in done:
-                    if what == "set":
+                    if what in ("set", "maybe set"):
                         editor.declare_secret(name, env)
                     else:
                         editor.undeclare_secret(name, env)

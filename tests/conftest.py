@@ -32,6 +32,7 @@ pytest_plugins = [
     "tests.plugin_isolation",
     "tests.plugin_servers",
     "tests.plugin_keyring",
+    "tests.plugin_check",
 ]
 
 __all__ = [

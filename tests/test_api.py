@@ -206,7 +206,22 @@ def test_configuration_and_store_failures(
 
 
 def test_exit_codes_are_exported() -> None:
-    assert [int(c) for c in pgconnect.ExitCode] == [0, 1, 2, 3, 4, 5, 6, 7, 126, 127, 130, 143]
+    assert [int(c) for c in pgconnect.ExitCode] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        126,
+        127,
+        129,
+        130,
+        131,
+        143,
+    ]
     for name, code in [
         ("UsageError", 2),
         ("ConfigError", 3),
