@@ -1,6 +1,6 @@
 """What each libpq connection failure means: stage, exit status and a hint true for that cause.
 
-One table (``RULES``) read by ``connect.classify()``. A row matches one family of messages: the
+One table (``RULES``) read by ``login.classify()``. A row matches one family of messages: the
 ones libpq writes itself (``fe-connect.c``, ``fe-auth.c``/``fe-auth-scram.c``,
 ``fe-secure-openssl.c``/``fe-secure-common.c``) and the server's ``FATAL`` lines libpq relays
 (``auth.c``, ``postinit.c``, ``postmaster.c``). Each row carries one example per message it is

@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     NETWORK = 5  # name not resolved, connection refused, timed out
     TLS = 6  # the sslmode's requirement not met
     REJECTED = 7  # authentication failed, no pg_hba entry, role or database does not exist
+    CANNOT_EXECUTE = 126  # exec: the command was found but cannot be run (the shell's status)
+    NOT_FOUND = 127  # exec: no such command (the shell's status)
     HANGUP = 129  # SIGHUP (128 + 1, as a shell reports a process the signal ended)
     INTERRUPTED = 130  # SIGINT
     QUIT = 131  # SIGQUIT
@@ -91,6 +93,18 @@ class QueryError(PgconnectError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.details = details or []
+
+
+class CannotExecuteError(PgconnectError):
+    """exec: the command exists but cannot be run (exit 126, as in a shell)."""
+
+    exit_code = ExitCode.CANNOT_EXECUTE
+
+
+class CommandNotFoundError(PgconnectError):
+    """exec: there is no such command (exit 127, as in a shell)."""
+
+    exit_code = ExitCode.NOT_FOUND
 
 
 class Interrupted(PgconnectError):

@@ -77,7 +77,7 @@ def default_path(folder: Path, fmt: str, env: str | None) -> Path:
 
 def build(resolution: Resolution, hyperdrive: str | None = None) -> Export:
     """The entries for RESOLUTION: DB_URL, the parts, the other DB_* set, the plain variables."""
-    from pgconnect.conninfo import to_uri
+    from pgconnect.connstr import to_uri
 
     if hyperdrive is not None and not _BINDING.fullmatch(hyperdrive):
         raise ConfigError(
@@ -228,7 +228,7 @@ def git_would_commit(path: Path) -> bool:
 
 def write(path: Path, text: str) -> None:
     """Write TEXT to PATH atomically, 0600 (whatever mode an older file had)."""
-    from pgconnect.project import atomic_write
+    from pgconnect.atomic import write as atomic_write
 
     real = path.parent.resolve() / path.name  # a symlink at PATH is replaced, never followed
     atomic_write(real, text.encode("utf-8"), private=True)

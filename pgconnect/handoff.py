@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgconnect import keywords, libpqfiles, params
-from pgconnect.conninfo import ENV_VARS, env_vars
+from pgconnect.connstr import ENV_VARS, env_vars
 from pgconnect.errors import CommandError, UsageError
 
 #: Signals pgconnect passes on to the child (when another process sent them to pgconnect).

@@ -173,7 +173,7 @@ def _raw_at_after_userinfo(url: str) -> bool:
     """A URI whose user info libpq ends before an '@' (``postgresql://app:pa/ss@host``): libpq
     reads "app" as the host, "pa" as the port and "ss@host" as the database, so the password
     would be shown, or sent to a server, in pieces."""
-    from pgconnect.conninfo import URI_PREFIXES
+    from pgconnect.connstr import URI_PREFIXES
 
     if not url.startswith(URI_PREFIXES):
         return False
@@ -189,7 +189,7 @@ def check_url(url: str, *, secret: bool = False) -> dict[str, str]:
     """Parse a DB_URL as libpq does and check each part as its own variable would be (sslmode,
     port, booleans, host/port lists), so a DB_URL is validated when set and when read like every
     other value (SPEC §1). Raises InvalidValue, never echoing a secret part; returns the parts."""
-    from pgconnect.conninfo import parse  # pure Python; imported late: conninfo imports us
+    from pgconnect.connstr import parse  # pure Python; imported late: connstr imports us
     from pgconnect.errors import ConfigError
 
     try:
@@ -229,7 +229,7 @@ def url_has_password(url: str) -> bool:
 
 def url_secret_keywords(url: str) -> list[str]:
     """The secret keywords a connection string sets to a non-empty value (see url_has_password)."""
-    from pgconnect.conninfo import parse  # pure Python; imported late: conninfo imports us
+    from pgconnect.connstr import parse  # pure Python; imported late: connstr imports us
 
     return [k for k, v in parse(url.strip()).items() if k in SECRET_KEYWORDS and v != ""]
 

@@ -1,8 +1,8 @@
 """The staged connection check (SPEC §5): dns → tcp → tls → auth → query → ready, per sslmode.
 
 The verdict for every sslmode is libpq's own: a real login through psycopg's libpq binding with
-that sslmode (and ``gssencmode=disable``), driven by ``connect.login()`` under one deadline for the
-whole run. Stage attribution for a libpq failure comes from ``connect.classify()``; for a timeout,
+that sslmode (and ``gssencmode=disable``), driven by ``login.login()`` under one deadline for the
+whole run. Stage attribution for a libpq failure comes from ``login.classify()``; for a timeout,
 from the state libpq was in when the time ran out.
 
 pgconnect's own probing only adds facts, never verdicts:
@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgconnect import connect, diagnosis, params
+from pgconnect import diagnosis, login, params
 from pgconnect.errors import ExitCode, QueryError, RejectedError
 
 if TYPE_CHECKING:
@@ -456,7 +456,7 @@ class _ModeRun:
         self.started = started
         self.deadline = deadline
         self.timeout = timeout
-        self.clock = connect.StageClock(sslmode, stage=first_stage)
+        self.clock = login.StageClock(sslmode, stage=first_stage)
         if dns_ms is not None:
             self.clock.timings["dns"] = dns_ms
         self.lock = threading.Lock()
@@ -468,15 +468,15 @@ class _ModeRun:
             if self.result is None:
                 result.elapsed_ms = round((time.monotonic() - self.started) * 1000, 1)
                 timings = dict(self.clock.timings)  # a copy: the worker may still be running
-                last = connect.STAGES.index(result.stage)
+                last = login.STAGES.index(result.stage)
                 result.timings = {
                     k: round(v, 1)
                     for k, v in timings.items()
-                    if k in connect.STAGES and connect.STAGES.index(k) <= last
+                    if k in login.STAGES and login.STAGES.index(k) <= last
                 }
                 self.result = result
 
-    def _failed(self, failure: connect.Failure) -> None:
+    def _failed(self, failure: login.Failure) -> None:
         error = failure.error
         if failure.stage == "query" and isinstance(error, QueryError):
             # The server logged us in and then refused even SELECT 1 (a pooler without a free
@@ -495,13 +495,13 @@ class _ModeRun:
 
     def give_up(self) -> ModeResult:
         """The result for a worker still running after the deadline: a timeout where it is."""
-        self._failed(connect.timed_out(self.clock.stage, self.timeout))
+        self._failed(login.timed_out(self.clock.stage, self.timeout))
         assert self.result is not None
         return self.result
 
     def _run(self) -> None:
         try:
-            pgconn = connect.login(
+            pgconn = login.login(
                 self.conn,
                 deadline=self.deadline,
                 timeout=self.timeout,
@@ -511,18 +511,16 @@ class _ModeRun:
                 # (pgconnect never weakens a requirement the user set anywhere libpq reads).
                 gssencmode="require" if self.conn.get("gssencmode") == "require" else "disable",
             )
-        except connect.ConnectFailed as exc:
+        except login.ConnectFailed as exc:
             self._failed(exc.failure)
             return
         try:
             self.clock.enter("query")
-            connect.query(pgconn, "SELECT 1", deadline=self.deadline, timeout=self.timeout)
+            login.query(pgconn, "SELECT 1", deadline=self.deadline, timeout=self.timeout)
             self.clock.finish()  # the query stage is SELECT 1; what follows is reporting
             libpq_ssl = bool(pgconn.ssl_in_use)
             try:
-                rows = connect.query(
-                    pgconn, _STAT_SSL, deadline=self.deadline, timeout=self.timeout
-                )
+                rows = login.query(pgconn, _STAT_SSL, deadline=self.deadline, timeout=self.timeout)
             except QueryError:
                 rows = []  # not PostgreSQL's catalog (some proxies): fall back to libpq's view
             result = ModeResult(self.sslmode, ok=True, stage="ready", libpq_ssl=libpq_ssl)
@@ -540,10 +538,10 @@ class _ModeRun:
                 version_text(pgconn.server_version) if pgconn.server_version else None
             )
             self._finish(result)
-        except connect.ConnectFailed as exc:
+        except login.ConnectFailed as exc:
             self._failed(exc.failure)
         except QueryError as exc:
-            self._failed(connect.Failure("query", exc))
+            self._failed(login.Failure("query", exc))
         finally:
             pgconn.finish()
 
@@ -600,9 +598,9 @@ def _host_run(
     if addresses:
         _network_probe(host, addresses, deadline, net, sni)
         out.certificate = net.certificate
-    clock = connect.StageClock(sslmode)
+    clock = login.StageClock(sslmode)
     try:
-        pgconn = connect.login(
+        pgconn = login.login(
             conn,
             deadline=deadline,
             timeout=timeout,
@@ -611,19 +609,17 @@ def _host_run(
             # as in _ModeRun: GSSAPI off unless the user requires it
             gssencmode="require" if conn.get("gssencmode") == "require" else "disable",
         )
-    except connect.ConnectFailed as exc:
+    except login.ConnectFailed as exc:
         out.stage = exc.failure.stage
         out.error = exc.failure.error.message
         out.hint = exc.failure.error.hint
         return
     try:
-        rows = connect.query(
-            pgconn, "SELECT pg_is_in_recovery()", deadline=deadline, timeout=timeout
-        )
+        rows = login.query(pgconn, "SELECT pg_is_in_recovery()", deadline=deadline, timeout=timeout)
         out.role = "standby" if rows and rows[0][0] == "t" else "primary"
         out.ok = True
         out.stage = "ready"
-    except connect.ConnectFailed as exc:
+    except login.ConnectFailed as exc:
         out.stage, out.error = "query", exc.failure.error.message
     except QueryError as exc:
         out.stage, out.error = "query", exc.message
@@ -707,7 +703,7 @@ def check(
             raise ValueError(f"not an sslmode: {mode!r}")
     started = time.monotonic()
     deadline = started + timeout if deadline is None else deadline
-    connect.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
+    login.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
     client_cert = None
     if any(m != "disable" for m in sslmodes):  # libpq loads the files for any TLS attempt
         from pgconnect import clientcert
@@ -924,7 +920,7 @@ def _name_addresses(results: list[ModeResult], hosts: list[_Host], resolved: _Re
 
 
 def _dns_timeout(mode: str, timeout: float, started: float, where: str) -> ModeResult:
-    failure = connect.timed_out("dns", timeout, where)
+    failure = login.timed_out("dns", timeout, where)
     return ModeResult(
         mode,
         ok=False,

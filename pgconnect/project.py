@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgconnect import params
-from pgconnect.errors import CommandError, ConfigError
+from pgconnect import atomic, params
+from pgconnect.atomic import remove_stale_temporaries
+from pgconnect.atomic import write as atomic_write
+from pgconnect.errors import ConfigError
 
 if TYPE_CHECKING:
     import tomlkit.container
@@ -335,20 +335,6 @@ def validate_var(name: str, value: str) -> None:
 # --------------------------------------------------------------------------- editing
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive flock on the folder itself: no lock file is left in the user's repository."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise CommandError(f"cannot lock {folder}: {exc.strerror}; nothing was changed") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 class Editor:
     """A tomlkit document being edited; ``save()`` writes it back atomically."""
 
@@ -565,7 +551,7 @@ def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
     from tomlkit.exceptions import ParseError
 
     real = Path(os.path.realpath(path))  # a symlinked file is written through to its target
-    with _folder_lock(real.parent):
+    with atomic.locked(real.parent):
         remove_stale_temporaries(real)
         try:
             data = real.read_bytes()
@@ -587,96 +573,6 @@ def edit(path: Path, *, lenient: bool = False) -> Iterator[Editor]:
             editor.save()
 
 
-def _temporary_name(path: Path) -> re.Pattern[str]:
-    # What atomic_write's mkstemp makes: ".<name>." + 8 characters of [a-z0-9_] + ".tmp".
-    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp\Z")
-
-
-def remove_stale_temporaries(path: Path) -> list[str]:
-    """Remove what an atomic_write of PATH killed between mkstemp and rename left behind.
-
-    Call only under the folder lock: every pgconnect edit of this folder holds it for the whole
-    write, so a temporary file seen while we hold it belongs to no running edit. SIGKILL or a power
-    cut in that window necessarily leaves one; the next edit cleans it up. Returns the names.
-    """
-    pattern = _temporary_name(path)
-    try:
-        names = [n for n in os.listdir(path.parent) if pattern.match(n)]
-    except OSError:
-        return []
-    removed = []
-    for name in names:
-        with contextlib.suppress(OSError):
-            os.unlink(path.parent / name)
-            removed.append(name)
-    return removed
-
-
-def atomic_write(
-    path: Path, data: bytes, *, mode: int | None = None, private: bool = False
-) -> None:
-    """Write DATA to PATH atomically: temp file in the same folder, fsync, rename, fsync folder.
-
-    Keeps an existing file's mode (and owner, when permitted) — unless PRIVATE, which always
-    writes 0600 and the caller's owner (a file holding secrets). Refuses a read-only file even when
-    running as root, who would otherwise replace it silently. Leaves no temporary file on failure.
-    """
-    folder = path.parent
-    try:
-        st: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if not stat.S_IMODE(st.st_mode) & 0o222 or not os.access(path, os.W_OK):
-            raise CommandError(
-                f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}); nothing was changed",
-                hint=f"make it writable first: chmod u+w {path}",
-            )
-        mode = stat.S_IMODE(st.st_mode)
-    if private:
-        mode, st = 0o600, None
-    elif mode is None:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        import tempfile  # only when writing: reading the file is every command's start-up
-
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise CommandError(
-            f"cannot write in {folder}: {exc.strerror}; {path.name} was not changed"
-        ) from None
-    try:
-        try:
-            os.fchmod(fd, mode)
-            if st is not None and (st.st_uid != os.getuid() or st.st_gid != os.getgid()):
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, st.st_uid, st.st_gid)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-        raise CommandError(f"cannot write {path}: {reason}; the file was not changed") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def create(path: Path, text: str, *, force: bool) -> None:
     """Write a new project file; refuse to overwrite unless FORCE (then atomically)."""
     data = text.encode("utf-8")
@@ -689,7 +585,7 @@ def create(path: Path, text: str, *, force: bool) -> None:
     real = Path(os.path.realpath(path))
     if not real.parent.is_dir():
         raise ConfigError(f"{path}: the folder {real.parent} does not exist")
-    with _folder_lock(real.parent):
+    with atomic.locked(real.parent):
         if path.exists() and not force:
             raise ConfigError(f"{path} already exists; nothing was changed")
         remove_stale_temporaries(real)

@@ -17,7 +17,7 @@ bytes and memory stays flat whatever the row count):
 If the server refuses the wrapping itself (say ``COPY (SELECT … INTO …)``), the statement is run as
 written instead; analysis errors happen before anything executes, so nothing runs twice.
 
-Connections are made with ``pgconnect.connect.connect`` (``prepare_threshold=None``: no
+Connections are made with ``pgconnect.login.connect`` (``prepare_threshold=None``: no
 server-side prepared statements, so PgBouncer in transaction mode works). ``--read-only`` and
 ``--timeout`` run every statement in one transaction started with ``BEGIN READ ONLY`` and
 ``set_config('statement_timeout', …, true)`` (transaction-local: a session ``SET`` would leak to
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgconnect import copyout, keywords, render, sqltext
-from pgconnect.conninfo import redact
+from pgconnect.connstr import redact
 from pgconnect.errors import NetworkError, PgconnectError, QueryError, UsageError
 from pgconnect.sqltext import Statement
 
@@ -357,7 +357,7 @@ def run(
     connect_timeout: float | None = None,
 ) -> None:
     """Connect, run every statement of PLAN, write results with WRITER; raise QueryError."""
-    from pgconnect.connect import connect
+    from pgconnect.login import connect
 
     # Output is always UTF-8: COPY's bytes go out as the server encodes them, so the session's
     # client encoding is fixed rather than taken from DB_CLIENT_ENCODING or PGCLIENTENCODING.

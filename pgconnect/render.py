@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from json.decoder import scanstring  # type: ignore[attr-defined]
-from typing import IO, TYPE_CHECKING, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from pgconnect.safetext import UNSAFE, escape_control
 
@@ -374,10 +374,6 @@ class Written:
 
     rows: int  # rows in the result
     shown: int  # rows written (fewer for a table capped at --max-rows)
-
-
-class Sink(Protocol):
-    def write(self, data: Buffer, /) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pgconnect import atomic
 from pgconnect import project as projectfile
 from pgconnect.cluster import (
     HAVE_PROC,
@@ -43,7 +44,7 @@ from pgconnect.cluster import (
     read_pid,
     server_user,
 )
-from pgconnect.conninfo import redact
+from pgconnect.connstr import redact
 from pgconnect.errors import CommandError
 from pgconnect.project import Project
 from pgconnect.secrets import Secret, SecretStore, service_name
@@ -202,7 +203,7 @@ def _own_paths(project: Project, name: str) -> list[Path]:
 
 def _save_state(project: Project, state: State) -> None:
     data = (json.dumps(state.to_json(), indent=2) + "\n").encode()
-    projectfile.atomic_write(state_path(project, state.env), data, mode=0o644)
+    atomic.write(state_path(project, state.env), data, mode=0o644)
 
 
 def _server_uid(state: State) -> int:

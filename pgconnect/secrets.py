@@ -8,7 +8,6 @@ Secret values travel in ``Secret``, whose repr/str is ``****``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sys
 import threading
@@ -587,42 +586,30 @@ class FileStore:
 
     def _write(self, data: dict[str, dict[str, str]]) -> None:
         import json
-        import tempfile
 
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".tmp")
-        except OSError as exc:
-            raise SecretStoreError(
-                f"cannot write the file store {self.path}: {exc.strerror}; nothing was changed"
-            ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                os.fchmod(fh.fileno(), 0o600)
-                json.dump(data, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
+        from pgconnect import atomic
+
+        def failed(reason: str, in_folder: bool) -> SecretStoreError:
             # A full disk, a quota: the old file is still whole; say so instead of crashing.
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-            raise SecretStoreError(
+            return SecretStoreError(
                 f"cannot write the file store {self.path}: {reason}; nothing was changed"
-            ) from None
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            )
+
+        text = json.dumps(data, indent=1, sort_keys=True)
+        atomic.write(self.path, text.encode("utf-8"), private=True, failed=failed)
 
     def _update(self, change: Callable[[dict[str, dict[str, str]]], bool]) -> bool:
         """Read, CHANGE, write back (only if CHANGE returns True), under a folder lock."""
+        from pgconnect import atomic
 
         self._prepare()
         self._check_folder()
         dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
+            # The store's own lock: like atomic.locked, but it gives up well before the call's
+            # deadline (a lock never released is a known outcome, not an unknown one).
             self._lock(dir_fd)
+            atomic.remove_stale_temporaries(self.path)
             data = self._read()
             changed = change(data)
             if changed:

@@ -1,7 +1,7 @@
 """The registered command tree, for tests that must cover every command (help, README, completion).
 
-Commands are discovered from the app, so tests written before a command group is merged cover it as
-soon as it is registered.
+Commands are discovered from the app, so a new command is covered by these tests (help, docs,
+completion) as soon as it is registered.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer
 
 from pgconnect.cli import app
@@ -49,18 +48,6 @@ def leaves() -> list[tuple[tuple[str, ...], Any]]:
 
 def top_level() -> list[str]:
     return sorted(getattr(root(), "commands", {}))
-
-
-def registered(*path: str) -> bool:
-    return tuple(path) in set(paths())
-
-
-def skip_unless(*path: str) -> pytest.MarkDecorator:
-    """A skip marker for assertions about a command another issue delivers (merged later)."""
-    name = " ".join(path)
-    return pytest.mark.skipif(
-        not registered(*path), reason=f"`pgconnect {name}` is not registered on this branch yet"
-    )
 
 
 def run_in_pty(

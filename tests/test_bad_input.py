@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.cli_tree import registered, skip_unless
 from tests.conftest import KeyringSession, Result, Servers, project_for, run_cli, write_project
 from tests.faultkit import SENTINEL, error_lines, has_traceback, tally
 from tests.libpq_cases import LIBPQ_INVALID_URIS
@@ -276,14 +275,10 @@ def test_libpq_invalid_uris(
         (["var", "set", "DB_URL", uri], {}, None),
         (["secret", "put", "DB_URL"], keyring_session.environ(), uri),
     ]
-    if registered("url"):
-        calls.append((["url"], {"DB_URL": uri}, None))
-    if registered("query"):
-        calls.append((["query", "select 1"], {"DB_URL": uri}, None))
-    if registered("exec"):
-        calls.append((["exec", "--", "true"], {"DB_URL": uri}, None))
-    if registered("url"):  # init --from-url came with url (issue 4)
-        calls.append((["init", "--from-url", "-", "--force"], keyring_session.environ(), uri))
+    calls.append((["url"], {"DB_URL": uri}, None))
+    calls.append((["query", "select 1"], {"DB_URL": uri}, None))
+    calls.append((["exec", "--", "true"], {"DB_URL": uri}, None))
+    calls.append((["init", "--from-url", "-", "--force"], keyring_session.environ(), uri))
     for (args, _, _), result in zip(calls, run_many(calls, isolated), strict=True):
         line = assert_one_clear_line(result, 3, SENTINEL)
         assert "connection string" in line, (args, line)
@@ -338,8 +333,7 @@ def test_a_stored_secret_with_a_nul_byte_is_exit_3_not_a_cut_password(
         (["explain"], env, None),
         (["check"], env, None),
     ]
-    if registered("query"):
-        calls.append((["query", "select 1"], env, None))
+    calls.append((["query", "select 1"], env, None))
     for (args, _, _), result in zip(calls, run_many(calls, isolated), strict=True):
         line = assert_one_clear_line(result, 3, SENTINEL)
         assert "NUL" in line, (args, line)
@@ -347,7 +341,6 @@ def test_a_stored_secret_with_a_nul_byte_is_exit_3_not_a_cut_password(
     tally("bad input: command runs", len(calls))
 
 
-@skip_unless("query")
 def test_nul_in_sql_is_refused_and_nothing_runs(servers: Servers, isolated: Path) -> None:
     """libpq sends SQL as a C string: 'delete from t\\0 where id = 5' would delete every row."""
     server = servers.tls_on
@@ -395,7 +388,6 @@ META = [
 ]
 
 
-@skip_unless("query")
 @pytest.mark.parametrize("sql", META, ids=lambda s: repr(s))
 def test_psql_meta_commands_in_query_are_refused_before_connecting(
     isolated: Path, refused_port: int, sql: str

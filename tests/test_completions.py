@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from pgconnect import completion
-from pgconnect.cli import common
+from pgconnect.cli import check, common
 from tests import cli_tree
-from tests.cli_tree import skip_unless
 from tests.conftest import REPO, cli_environ, write_project
 
 COMPLETIONS = REPO / "completions"
@@ -152,7 +151,6 @@ def test_bash_completes_sa_to_sandbox(shim: Path, tmp_path: Path) -> None:
     assert bash_complete(["pgconnect", "sa"], shim, tmp_path) == ["sandbox"]
 
 
-@skip_unless("secret")
 def test_bash_completes_se_to_secret(shim: Path, tmp_path: Path) -> None:
     assert "secret" in bash_complete(["pgconnect", "se"], shim, tmp_path)
 
@@ -198,7 +196,6 @@ def test_bash_completion_outside_a_project_is_empty_and_quiet(shim: Path, tmp_pa
     assert bash_complete(["pgconnect", "var", "get", "DB_"], shim, tmp_path) == []
 
 
-@skip_unless("secret", "delete")
 def test_bash_completes_secret_names(shim: Path, project: Path) -> None:
     assert bash_complete(["pgconnect", "secret", "delete", ""], shim, project) == [
         "API_TOKEN",
@@ -209,7 +206,6 @@ def test_bash_completes_secret_names(shim: Path, project: Path) -> None:
     ]
 
 
-@skip_unless("check")
 def test_bash_completes_sslmodes(shim: Path, tmp_path: Path) -> None:
     got = bash_complete(["pgconnect", "check", "--sslmode", ""], shim, tmp_path)
     assert set(got) == {
@@ -239,8 +235,8 @@ def test_secret_and_sslmode_helpers(project: Path, monkeypatch: pytest.MonkeyPat
     assert common.complete_secret("") == ["API_TOKEN", "DB_PASSWORD"]
     monkeypatch.setattr(common, "STATE", common.State(env="staging"))
     assert common.complete_secret("") == ["DB_PASSWORD"]
-    assert common.complete_sslmode("verify") == ["verify-ca", "verify-full"]
-    assert common.complete_sslmode("a") == ["allow", "all"]
+    assert check._complete_sslmode("verify") == ["verify-ca", "verify-full"]
+    assert check._complete_sslmode("a") == ["allow", "all"]
     monkeypatch.chdir(project.parent)
     monkeypatch.setattr(common, "STATE", common.State())
     assert common.complete_secret("") == []  # no project: nothing, no error

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pgconnect import conninfo, params
-from pgconnect.conninfo import parse, redact, to_conninfo, to_env, to_json, to_uri
+from pgconnect import connstr, params
+from pgconnect.connstr import parse, redact, to_conninfo, to_env, to_json, to_uri
 from pgconnect.errors import ConfigError
 from pgconnect.project import parse as parse_project
 from pgconnect.resolve import LIBPQ_ENV, resolve
@@ -327,9 +327,9 @@ def test_parse_refuses_nul() -> None:
 def test_parse_does_not_import_psycopg() -> None:
     code = (
         "import sys\n"
-        "from pgconnect import conninfo\n"
-        "p = conninfo.parse('postgresql://u:p@h/db?sslmode=require')\n"
-        "conninfo.to_uri(p); conninfo.to_conninfo(p); conninfo.to_env(p); conninfo.to_json(p)\n"
+        "from pgconnect import connstr\n"
+        "p = connstr.parse('postgresql://u:p@h/db?sslmode=require')\n"
+        "connstr.to_uri(p); connstr.to_conninfo(p); connstr.to_env(p); connstr.to_json(p)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'keyring')))\n"
     )
     out = subprocess.run(
@@ -354,7 +354,7 @@ def test_keywords_are_libpqs() -> None:
 def test_environment_variables_are_libpqs() -> None:
     defaults = psycopg.pq.Conninfo.get_defaults()
     expected = {o.keyword.decode(): o.envvar.decode() for o in defaults if o.envvar}
-    assert expected == conninfo.ENV_VARS
+    assert expected == connstr.ENV_VARS
     assert {v: k for k, v in expected.items()} == LIBPQ_ENV
 
 
@@ -512,7 +512,7 @@ def test_masked_output_does_not_depend_on_the_secrets(
     # password (and sslpassword) is, so nothing about it can leak.
     one = {**p, "password": password, "sslpassword": password}
     two = {**p, "password": other, "sslpassword": other}
-    for fmt in conninfo.FORMATS.values():
+    for fmt in connstr.FORMATS.values():
         assert fmt(one, False) == fmt(two, False)
 
 
@@ -533,7 +533,7 @@ def _eval_env(text: str, names: list[str]) -> dict[str, str]:
 @given(PARAM_DICTS)
 def test_env_format_evaluates_back_to_the_values(p: dict[str, str]) -> None:
     text = to_env(p, reveal=True)
-    variables, dropped = conninfo.env_vars(p)
+    variables, dropped = connstr.env_vars(p)
     assert set(dropped) == {"sslpassword"} & set(p)
     assert _eval_env(text, list(variables)) == variables
 

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import cli_tree
 from tests.conftest import REPO, clean_environ
 
 pytestmark = pytest.mark.slow
 
-NEEDED = [("secret", "list"), ("check",), ("query",), ("url",)]
 STEPS = [
     "$ pgconnect init",
     "$ pgconnect sandbox start",
@@ -29,12 +27,14 @@ STEPS = [
 ]
 
 
-def _run_demo(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run_demo(
+    tmp_path: Path, script: Path = REPO / "scripts" / "demo.sh"
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     env = clean_environ()
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)  # a machine with no keyring session
     env["HOME"] = str(tmp_path)
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "demo.sh")],
+        ["bash", str(script)],
         capture_output=True,
         text=True,
         env=env,
@@ -59,10 +59,6 @@ def _postgres_in(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.skipif(
-    not all(cli_tree.registered(*p) for p in NEEDED),
-    reason="the demo uses secret, check, query and url, which other branches deliver",
-)
 def test_demo_runs_every_step_against_the_sandbox(tmp_path: Path) -> None:
     proc, project = _run_demo(tmp_path)
     assert proc.returncode == 0, proc
@@ -82,16 +78,24 @@ def test_demo_runs_every_step_against_the_sandbox(tmp_path: Path) -> None:
     assert _postgres_in(project.parent) == []
 
 
-@pytest.mark.skipif(
-    all(cli_tree.registered(*p) for p in NEEDED),
-    reason="this branch has every command the demo runs, so no step fails here",
-)
 def test_demo_stops_the_sandbox_when_a_step_fails(tmp_path: Path) -> None:
-    """Before the merge a step after `sandbox start` fails (its command is missing): the trap must
-    stop the sandbox and remove the folder, and the demo's status is the failed step's."""
-    proc, project = _run_demo(tmp_path)
-    assert proc.returncode != 0, proc
+    """A step after `sandbox start` fails (a copy of the demo with `run false` inserted there):
+    the trap must stop the sandbox and remove the folder, and the demo's status is the failed
+    step's."""
+    copy = tmp_path / "checkout"
+    (copy / "scripts").mkdir(parents=True)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    for name in ("setup.sh", "with-keyring.sh"):
+        (copy / "scripts" / name).symlink_to(REPO / "scripts" / name)
+    text = (REPO / "scripts" / "demo.sh").read_text()
+    assert "\nstarted=1\n" in text
+    (copy / "scripts" / "demo.sh").write_text(
+        text.replace("\nstarted=1\n", "\nstarted=1\nrun false\n")
+    )
+    proc, project = _run_demo(tmp_path, copy / "scripts" / "demo.sh")
+    assert proc.returncode == 1, proc
     assert "$ pgconnect sandbox start" in proc.stdout
+    assert "$ false" in proc.stdout
     assert "sandbox running" in proc.stderr
     assert "the sandbox was stopped" in proc.stderr
     assert not project.parent.exists()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pgconnect import connect, diagnosis, probe
+from pgconnect import diagnosis, login, probe
 from pgconnect.errors import ConfigError, ExitCode
 from tests.conftest import Server, Servers, clean_environ
 from tests.plugin_check import KEY_PASSPHRASE, ROLE_PASSWORD, ClientPKI
@@ -36,7 +36,7 @@ _EXAMPLES = [
 @pytest.mark.parametrize(("rule", "example"), _EXAMPLES)
 def test_every_example_lands_on_its_rule(rule: diagnosis.Rule, example: str) -> None:
     text = f'connection to server at "db", port 5432 failed: {example}'
-    failure = connect.classify(text, reached="auth")
+    failure = login.classify(text, reached="auth")
     assert failure.error.hint == rule.hint or rule.hint in (failure.error.hint or "")
     assert type(failure.error) is rule.error
     assert failure.stage == (rule.stage or "auth")
@@ -496,7 +496,7 @@ def test_libpq_itself_never_prompts_for_a_passphrase(
         sslmode="require",
     )
     with pytest.raises(ConfigError) as info:
-        connect.connect(conn).close()
+        login.connect(conn).close()
     assert "DB_SSLPASSWORD" in (info.value.hint or "")
 
 
@@ -590,7 +590,7 @@ def _listener(answer: bytes | None) -> tuple[int, Any]:
 
 
 # (id, rule fragment, user, extra params, sslmode, stage, exit) — libpq's own verdict through
-# connect.connect() (the path every command but check takes, with no audit in front).
+# login.connect() (the path every command but check takes, with no audit in front).
 LIBPQ_CASES: list[tuple[str, str, str, dict[str, str], str, str, ExitCode]] = [
     (
         "key-missing",
@@ -816,11 +816,11 @@ def test_libpq_reproduction_lands_on_its_rule(
             )
     conn = _base(auth_server, user, sslmode=sslmode, **params)
     with pytest.raises(PgconnectError) as info:
-        connect.connect(conn).close()
+        login.connect(conn).close()
     err = info.value
     assert err.exit_code == code, err
     assert err.hint == rule.hint, (err.message, err.hint)
-    failure = connect.classify(err.message, reached="auth")  # the one-line message still says it
+    failure = login.classify(err.message, reached="auth")  # the one-line message still says it
     assert failure.stage == (rule.stage or "auth")
     assert failure.stage == stage
     assert ROLE_PASSWORD not in err.message

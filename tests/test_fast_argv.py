@@ -72,43 +72,42 @@ def accepts(command: str, args: list[str]) -> bool:
 # --------------------------------------------------------------------------- the option table
 
 
+def test_the_generated_table_is_current() -> None:
+    """Each option is declared once, in its Typer command: fast_table.py is generated from it
+    (python -m pgconnect.cli.generate) and must match what the generator writes now."""
+    from pgconnect.cli import generate
+
+    assert generate.FAST_TABLE.read_text(encoding="utf-8") == generate.fast_table(), (
+        "pgconnect/cli/fast_table.py is stale: run python -m pgconnect.cli.generate"
+    )
+
+
 @pytest.mark.parametrize("command", sorted(MODULES))
 def test_the_table_matches_the_typer_declaration(command: str) -> None:
+    """What the table says, converted, is what Typer declares (names, kinds, defaults)."""
     import typer
 
     module = MODULES[command]
     group = typer.main.get_command(root.build_app((root.COMMANDS[command],)))
     sub = group.commands[command]  # type: ignore[attr-defined]
-    declared = {}
-    positionals = []
-    for p in sub.params:
-        if p.param_type_name == "argument":
-            positionals.append(p.name)
-            continue
-        kind = "flag" if p.is_flag else type(p.type).__name__
-        default = False if p.is_flag else p.default
-        opts = tuple(sorted(p.opts + p.secondary_opts))
-        declared[p.name] = (opts, kind, p.multiple, default)
+    positionals = [p.name for p in sub.params if p.param_type_name == "argument"]
     assert tuple(positionals) == module.POSITIONALS
-    convert_kind = {
-        None: "flag",
-        str: "StringParamType",
-        float: "FloatParamType",
-        int: "IntParamType",
-    }
-    table = {
-        o.dest: (
-            tuple(sorted(o.names)),
-            "TyperChoice" if o.convert is module._format else convert_kind[o.convert],
-            o.multiple,
-            False if o.convert is None else o.default,
+    declared = {
+        p.name: (
+            tuple(sorted(p.opts + p.secondary_opts)),
+            p.multiple,
+            False if p.is_flag else p.default,
         )
-        for o in module.OPTIONS
+        for p in sub.params
+        if p.param_type_name == "option"
     }
+    table = {o.dest: (tuple(sorted(o.names)), o.multiple, o.default) for o in module.OPTIONS}
     assert table == declared
-    choice = next(p for p in sub.params if p.name == "fmt")
+    fmt = next(o for o in module.OPTIONS if o.dest == "fmt")
     fmt_enum = OutputFormat if command == "query" else url.Format
-    assert sorted(choice.type.choices) == sorted(f.value for f in fmt_enum)
+    assert fmt.convert is not None
+    assert [fmt.convert(f.value) for f in fmt_enum] == list(fmt_enum)
+    assert fmt.convert("xml") is None
 
 
 # --------------------------------------------------------------------------- same reading as Typer

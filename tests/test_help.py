@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from pgconnect import __version__
 from pgconnect.cli import app
 from tests import cli_tree
-from tests.cli_tree import python_argv, run_in_pty, skip_unless
+from tests.cli_tree import python_argv, run_in_pty
 from tests.conftest import REPO, KeyringSession, Servers, cli_environ, project_for, run_cli
 
 README = (REPO / "README.md").read_text()
@@ -124,7 +124,6 @@ def test_sandbox_start_spinner_on_a_terminal_and_plain_with_no_color(
     assert "\x1b" not in piped.output
 
 
-@skip_unless("query")
 def test_no_color_query_table_has_no_escapes(servers: Servers, tmp_path: Path) -> None:
     project_for(servers.tls_on, tmp_path, name="nc-query")
     env = _pty_env({"NO_COLOR": "1", "DB_PASSWORD": servers.tls_on.password})
@@ -135,7 +134,6 @@ def test_no_color_query_table_has_no_escapes(servers: Servers, tmp_path: Path) -
     assert ESC not in output, output
 
 
-@skip_unless("check")
 def test_no_color_check_has_no_escapes(servers: Servers, tmp_path: Path) -> None:
     project_for(servers.tls_on, tmp_path, name="nc-check")
     env = _pty_env({"NO_COLOR": "1", "DB_PASSWORD": servers.tls_on.password})

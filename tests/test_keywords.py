@@ -11,7 +11,8 @@ import pytest
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
-from pgconnect import conninfo, handoff, keywords, libpqfiles, params, resolve
+from pgconnect import connstr as conninfo
+from pgconnect import handoff, keywords, libpqfiles, params, resolve
 from pgconnect.errors import ConfigError
 
 SENTINEL = "SENTINEL-kw-4d2a"

@@ -25,7 +25,6 @@ import psycopg
 import pytest
 
 from pgconnect.cluster import server_user
-from tests.cli_tree import skip_unless
 from tests.conftest import KeyringSession, Result, run_cli
 
 pytestmark = pytest.mark.slow
@@ -228,7 +227,6 @@ def test_status_running(shared: Sandbox) -> None:
     assert data["env"] == "sandbox"
 
 
-@skip_unless("check")
 def test_cli_check_verify_full_ok_and_encrypted(shared: Sandbox) -> None:
     result = shared.cli("check", "-e", "sandbox", "--sslmode", "verify-full", "--json")
     assert result.returncode == 0, result
@@ -241,7 +239,6 @@ def test_cli_check_verify_full_ok_and_encrypted(shared: Sandbox) -> None:
     assert "DNS:localhost" in data["certificate"]["san"]
 
 
-@skip_unless("check")
 def test_cli_check_all_modes_exit_0(shared: Sandbox) -> None:
     result = shared.cli("check", "-e", "sandbox", "--sslmode", "all", "--json")
     assert result.returncode == 0, result
@@ -252,7 +249,6 @@ def test_cli_check_all_modes_exit_0(shared: Sandbox) -> None:
     }
 
 
-@skip_unless("query")
 def test_cli_query_works(shared: Sandbox) -> None:
     result = shared.cli(
         "query",
@@ -265,7 +261,6 @@ def test_cli_query_works(shared: Sandbox) -> None:
     assert json.loads(result.stdout) == [{"who": "app", "ssl": True}]
 
 
-@skip_unless("secret", "list")
 def test_cli_secret_list_shows_the_password_is_set(shared: Sandbox) -> None:
     result = shared.cli("secret", "list", "-e", "sandbox", "--json")
     assert result.returncode == 0, result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_environ, write_project
+from tests.conftest import cli_environ, write_project
 
 HEAVY = ("psycopg", "keyring", "tomlkit", "rich.table", "secretstorage", "cryptography")
 
@@ -96,7 +96,3 @@ def test_editing_uses_tomlkit(project: Path) -> None:
 def test_probe_sees_psycopg_when_imported(project: Path) -> None:
     # --version reports libpq's version, so it must import psycopg: proves the probe can fail.
     assert "psycopg" in imported_by(["--version"], project.parent)
-
-
-def test_repo_is_importable_from_checkout() -> None:
-    assert (REPO / "pgconnect" / "__init__.py").exists()

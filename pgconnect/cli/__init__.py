@@ -13,10 +13,10 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from pgconnect.cli import common
-from pgconnect.errors import CommandError, ExitCode, PgconnectError
+from pgconnect.errors import ExitCode, Interrupted, PgconnectError, UsageError
 
 if TYPE_CHECKING:
     import threading
@@ -76,7 +76,7 @@ def _traceback(exc: BaseException) -> str:
     redacted like every other output, chained driver errors included."""
     import traceback  # only on --debug: importing it costs ~4 ms per start
 
-    from pgconnect.conninfo import redact
+    from pgconnect.connstr import redact
     from pgconnect.safetext import escape
 
     return escape(redact(common.mask_held("".join(traceback.format_exception(exc)))))
@@ -125,58 +125,68 @@ def _typer_command(args: Sequence[str]) -> Callable[[], None]:
     command = typer.main.get_command(application)
 
     def run() -> None:
-        # Not standalone: Click's own errors come back here and are written by the one message
-        # writer (redacted, control characters escaped, a long value cut), not echoed raw.
-        try:
-            status = command.main(args=list(args), prog_name="pgconnect", standalone_mode=False)
-        except Exception as exc:
-            if type(exc).__name__ == "Abort":  # Typer's answer to an EOFError in a prompt
-                raise CommandError("aborted: the input ended") from None
-            if not _is_click_error(exc):
-                raise
-            if type(exc).__name__ == "NoArgsIsHelpError":
-                exc.show()  # type: ignore[attr-defined]  # the help text, as Click prints it
-                sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
-            raise _ClickError(exc) from None
-        if isinstance(status, int) and not isinstance(status, bool) and status:
-            sys.exit(status)  # typer.Exit(code) raised by a command, returned when not standalone
+        # standalone_mode=False: Click neither prints nor exits; every outcome comes back here.
+        # Typer turns Ctrl-C into Exit(130) (returned, like any Exit's code).
+        code = command.main(args=list(args), prog_name="pgconnect", standalone_mode=False)
+        if code == ExitCode.INTERRUPTED:
+            raise Interrupted("interrupted")
+        if isinstance(code, int) and code:
+            raise _Exit(code)
 
     return run
 
 
-def _is_click_error(exc: BaseException) -> bool:
-    """Click's ClickException and its usage errors, found by shape: Typer vendors Click, and
-    pgconnect imports nothing from it."""
-    return isinstance(getattr(exc, "exit_code", None), int) and callable(
-        getattr(exc, "format_message", None)
-    )
+class _Exit(Exception):
+    """A command's chosen exit status (check's verdict, exec's child), with nothing to print."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _click_failure(exc: Exception) -> tuple[int, str | None, str | None] | None:
+    """(exit status, error line, hint) for Click's own exceptions; None if EXC is not one.
+
+    A usage error is one line and a hint (SPEC §11), never Click's usage block; Abort comes from
+    a confirmation interrupted by Ctrl-C (130) or ended by end-of-file.
+    """
+    if "typer" not in sys.modules:  # the fast path: nothing of Click's can have been raised
+        return None
+    import typer
+    from typer._click import exceptions as click_exc
+
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code, None, None
+    if isinstance(exc, typer.Abort):
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return ExitCode.INTERRUPTED, "interrupted", None
+        return ExitCode.USAGE, "no answer (end of input); nothing was changed", None
+    if isinstance(exc, click_exc.NoArgsIsHelpError):
+        exc.show()  # a bare group (`pgconnect`, `pgconnect var`): its help, as Click shows it
+        return ExitCode.USAGE, None, None
+    if isinstance(exc, click_exc.UsageError):
+        message = _shorten_words(" ".join(exc.format_message().split()))
+        hint = None
+        if exc.ctx is not None:
+            hint = f"{exc.ctx.command_path} --help shows the usage"
+        return ExitCode.USAGE, message, hint
+    if isinstance(exc, click_exc.ClickException):
+        return exc.exit_code, _shorten_words(" ".join(exc.format_message().split())), None
+    return None
 
 
 def _shorten_words(text: str) -> str:
-    """Click quotes the offending value whole: cut any word longer than 80 characters."""
+    """Click quotes the offending value whole: cut any word longer than 80 characters (the
+    message writer then masks and escapes what is left)."""
     import re
 
     return re.sub(r"\S{81,}", lambda m: m.group(0)[:60] + f"… ({len(m.group(0))} characters)", text)
 
 
-class _ClickError(PgconnectError):
-    """A usage error found by Click (unknown option, missing or invalid argument)."""
-
-    def __init__(self, exc: Exception) -> None:
-        ctx = getattr(exc, "ctx", None)
-        path = getattr(ctx, "command_path", None) if ctx is not None else None
-        super().__init__(
-            _shorten_words(exc.format_message()),  # type: ignore[attr-defined]
-            hint=f"{path} --help shows the usage" if path else None,
-        )
-        code = getattr(exc, "exit_code", ExitCode.USAGE)
-        self.exit_code = ExitCode(code) if code in set(ExitCode) else ExitCode.USAGE
-
-
-#: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up,
-#: issue #8: importing Typer and building the command is ~20 ms). Each module has OPTIONS and
-#: POSITIONALS (tests/test_fast_argv.py holds them to its Typer declaration) and ``run``, which
-#: its Typer command calls too.
+#: Commands that run without Typer when ``argv.parse`` can read their arguments (start-up:
+#: importing Typer and building the command is ~20 ms). Each module has OPTIONS and POSITIONALS,
+#: built from fast_table.py, which ``python -m pgconnect.cli.generate`` writes from its Typer
+#: declaration, and ``run``, which its Typer command calls too.
 FAST = ("query", "url")
 
 
@@ -223,7 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
     _no_core_dumps()
     args = sys.argv[1:] if argv is None else list(argv)
+    import signal
     import threading  # imported by Typer and psycopg anyway: no start-up cost
+
+    if getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "_interrupted_while_starting":
+        # From here on Ctrl-C is a KeyboardInterrupt that this boundary reports (pgconnect.__main__
+        # covered the imports before it).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     threading.excepthook = _thread_excepthook
     if not isinstance(sys.stdout, _Stdout):
@@ -232,17 +248,28 @@ def main(argv: list[str] | None = None) -> None:
         common.check_text_inputs(args)
         _command(args)()
     except PgconnectError as exc:
-        _print_error(exc)
-        if common.STATE.debug:
-            sys.stderr.write(_traceback(exc))
-        sys.exit(int(exc.exit_code))
+        _fail(exc)
     except KeyboardInterrupt:
-        common.say("interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _fail(Interrupted("interrupted"))
+    except _Exit as exc:
+        sys.exit(exc.code)
     except BrokenPipeError:
         # stdout closed under a writer that does not go through _Stdout: end quietly.
         common.drop_stdout()
         sys.exit(0)
     except Exception as exc:
-        _unexpected(exc)
-        sys.exit(int(ExitCode.FAILURE))
+        click = _click_failure(exc)
+        if click is None:
+            _unexpected(exc)
+            sys.exit(int(ExitCode.FAILURE))
+        code, message, hint = click
+        if message is not None:
+            _print_error(UsageError(message, hint=hint))
+        sys.exit(int(code))
+
+
+def _fail(exc: PgconnectError) -> NoReturn:
+    _print_error(exc)
+    if common.STATE.debug and not isinstance(exc, Interrupted):
+        sys.stderr.write(_traceback(exc))
+    sys.exit(int(exc.exit_code))

@@ -12,7 +12,9 @@ Typer declaration and that every list this parser accepts, Typer reads the same 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any, NamedTuple
 
 
@@ -28,6 +30,42 @@ class Option(NamedTuple):
     convert: Callable[[str], Any] | None = None
     multiple: bool = False
     default: Any = None  # when the option is not given (a flag: False)
+
+
+#: One option as the generated table writes it: (dest, names, kind, multiple, default), where
+#: kind is flag, str, int, float, or enum:<cs|ci>:<module>:<class> (a choice of that Enum's values,
+#: case-sensitive or not), and default is the value when the option is not given.
+Row = tuple[str, tuple[str, ...], str, bool, Any]
+
+
+def _enum_converter(kind: str) -> Callable[[str], Any]:
+    _, case, module, name = kind.split(":")
+
+    def convert(value: str) -> Enum | None:
+        enum: type[Enum] = getattr(sys.modules[module], name)  # loaded: it declares the command
+        if case == "cs":
+            return next((e for e in enum if e.value == value), None)
+        # Typer's case-insensitive choice; non-ASCII spellings (which Unicode case folding may
+        # map onto a choice) are left to it.
+        if not value.isascii():
+            return None
+        return next((e for e in enum if e.value == value.lower()), None)
+
+    return convert
+
+
+_SCALARS: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float}
+
+
+def options(rows: Sequence[Row]) -> tuple[Option, ...]:
+    """The Options of a generated table (call it after the command's Enums are defined)."""
+    out = []
+    for dest, names, kind, multiple, default in rows:
+        convert = None if kind == "flag" else _SCALARS.get(kind) or _enum_converter(kind)
+        if kind.startswith("enum:") and default is not None and convert is not None:
+            default = convert(default)  # the module declaring the Enum has declared it by now
+        out.append(Option(dest, names, convert, multiple, default))
+    return tuple(out)
 
 
 def parse(

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pgconnect import project as projectfile
@@ -25,8 +24,8 @@ from pgconnect.errors import ConfigError, PgconnectError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from pgconnect.api import Settings
     from pgconnect.project import Project
-    from pgconnect.resolve import Resolution
     from pgconnect.secrets import SecretStore
 
 
@@ -83,13 +82,6 @@ def complete_secret(incomplete: str) -> list[str]:
     return sorted(n for n in names if n.startswith(incomplete))
 
 
-def complete_sslmode(incomplete: str) -> list[str]:
-    """libpq's six sslmodes and ``all`` (check --sslmode), for shell completion."""
-    from pgconnect.params import SSLMODES
-
-    return [m for m in (*SSLMODES, "all") if m.startswith(incomplete)]
-
-
 @dataclass
 class Context:
     """The loaded project and the selected environment for one command."""
@@ -97,10 +89,11 @@ class Context:
     project: Project
     env: str | None
 
-    def resolve(self, *, connection_only: bool = False) -> Resolution:
-        from pgconnect.resolve import resolve
+    def resolve(self, *, connection_only: bool = False) -> Settings:
+        """Resolve through the public API, as any program would (with the store's warning)."""
+        from pgconnect.api import resolve_settings
 
-        return resolve(self.project, self.env, open_store, connection_only=connection_only)
+        return resolve_settings(self.project, self.env, open_store, connection_only=connection_only)
 
 
 def open_store() -> SecretStore:
@@ -121,19 +114,11 @@ def open_store() -> SecretStore:
 _warned_file_store: list[bool] = []
 
 
-def find_project(config: str | None) -> Path:
-    return projectfile.find(config)
-
-
 def load(config: str | None, env: str | None, *, env_may_be_new: bool = False) -> Context:
-    """Find and parse the project file; check the selected environment exists (SPEC §2)."""
-    path = projectfile.find(config)
-    proj = projectfile.load(path)
-    chosen = projectfile.selected_env(env)
-    if chosen is not None:
-        projectfile.check_env_name(chosen)
-        if not env_may_be_new:
-            proj.check_env(chosen)
+    """The project file and the environment, chosen the way the library chooses them."""
+    from pgconnect.api import choose_environment
+
+    proj, chosen = choose_environment(config, env, env_may_be_new=env_may_be_new)
     return Context(project=proj, env=chosen)
 
 
@@ -279,8 +264,3 @@ def stdout_is_tty() -> bool:
 def no_color() -> bool:
     # no-color.org: set and not empty.
     return bool(os.environ.get("NO_COLOR"))
-
-
-def require_env_exists(ctx: Context) -> None:
-    if ctx.env is not None and ctx.env not in ctx.project.envs:
-        raise ConfigError(f"no environment {ctx.env!r} in {ctx.project.path}")

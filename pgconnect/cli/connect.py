@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pgconnect import conninfo, params
-from pgconnect import project as projectfile
+from pgconnect import connstr, params
 from pgconnect.cli import common, url
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt
-from pgconnect.errors import ConfigError, UsageError
-from pgconnect.secrets import Secret, SecretStore
+from pgconnect.errors import CannotExecuteError, CommandNotFoundError, ConfigError, UsageError
 
 if TYPE_CHECKING:
     from pgconnect.resolve import Resolution
@@ -110,7 +108,7 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
     if found is not None and not found.source.startswith(("libpq-passfile:", "libpq-service:")):
         password = found.reveal()
     plain = {name: value.reveal() for name, value in resolution.plain_vars().items()}
-    url_pair = (url_var, conninfo.to_uri(connect_params, reveal=True)) if url_var else None
+    url_pair = (url_var, connstr.to_uri(connect_params, reveal=True)) if url_var else None
     prepared = handoff.child_environ(os.environ, connect_params, plain, url_var=url_pair)
     effective = {p.keyword: p.reveal() for p in resolution.params}
     if password is not None:
@@ -138,15 +136,12 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
     try:
         status = handoff.run(argv, prepared, password)
     except FileNotFoundError:
-        common.note(f"error: {argv[0]}: command not found")
-        raise typer.Exit(127) from None
+        raise CommandNotFoundError(f"{argv[0]}: command not found") from None
     except PermissionError:
-        common.note(f"error: {argv[0]}: permission denied")
-        raise typer.Exit(126) from None
+        raise CannotExecuteError(f"{argv[0]}: permission denied") from None
     except OSError as exc:  # a name too long, too many links…: the shell's "cannot execute"
-        common.note(f"error: {argv[0][:80]}: cannot run it ({exc.strerror})")
-        raise typer.Exit(126) from None
-    raise typer.Exit(status)
+        raise CannotExecuteError(f"{argv[0][:80]}: cannot run it ({exc.strerror})") from None
+    raise typer.Exit(status)  # CMD's status; 130 (Ctrl-C) is reported like any interruption
 
 
 def _check_child_libpq(
@@ -206,63 +201,26 @@ def read_url(source: str) -> str:
 def init_from_url(
     target: Path, project_name: str, source: str, env: str | None, force: bool
 ) -> None:
-    """``init --from-url``: variables into the new file, secrets into the store (never the file)."""
-    # Provider parameters libpq does not take (Prisma's pgbouncer=true, …) are removed, with a
-    # note; check_url parses the rest as libpq does and checks each part as its own variable,
-    # never quoting a part of a string that carries a secret.
-    dsn, removed = conninfo.without_provider_parameters(read_url(source))
-    try:
-        parts = params.check_url(dsn, secret=params.url_has_password(dsn))
-    except params.InvalidValue as exc:
-        raise ConfigError(str(exc).replace(params.URL_NAME, "the connection string", 1)) from None
-    plain: dict[str, str] = {}
-    secrets: dict[str, str] = {}
-    for keyword, value in parts.items():
-        name = params.name_for(keyword)
-        if keyword in params.SECRET_KEYWORDS:
-            secrets[name] = value
-            continue
-        plain[name] = value
-    if secrets.get(params.PASSWORD_NAME) == "":
-        del secrets[params.PASSWORD_NAME]  # an empty password is no password
-    if env is not None:
-        projectfile.check_env_name(env)
-    text = projectfile.initial_text(project_name, plain if env is None else None)
-    projectfile.parse(target, text.encode("utf-8"))  # the name is valid before anything is stored
-    if target.exists() and not force:
-        raise ConfigError(f"{target} already exists; nothing was changed", hint="use --force")
+    """``init --from-url``: the CLI's side (reading the URL, reporting); the work is
+    ``changes.init_from_url``."""
+    from pgconnect import changes
 
-    from pgconnect.secrets import service_name
-
-    service = service_name(project_name, env)
-    store: SecretStore | None = None
-    if secrets:
-        store = common.open_store()
-        if store.kind == "file":
-            common.warn("using the plaintext file store (PGCONNECT_SECRET_STORE=file)")
-        for name, value in secrets.items():
-            store.set(service, name, Secret(value))
-    projectfile.create(target, text, force=force)
-    if env is not None or secrets:
-        with projectfile.edit(target) as editor:
-            if env is not None:
-                editor.ensure_env(env)
-                for name, value in plain.items():
-                    editor.set_var(name, value, env)
-            for name in secrets:
-                editor.declare_secret(name, env)
+    done = changes.init_from_url(
+        target, project_name, read_url(source), env, force, common.open_store
+    )
+    if done.store_kind == "file":
+        common.warn("using the plaintext file store (PGCONNECT_SECRET_STORE=file)")
+    where = "[vars]" if env is None else f"[env.{env}.vars]"
+    common.note(
+        f"wrote {target} (project {project_name!r}): {', '.join(done.variables) or 'no variables'} "
+        f"in {where}"
+    )
+    for name in done.secrets:
+        common.note(f"stored {name} in the {done.store_kind} store (service {done.service})")
     from pgconnect.keywords import PROVIDER_PARAMETERS
 
-    for name in removed:
+    for name in done.removed:
         common.note(
             f"note: removed ?{name}= from the connection string: libpq does not take it "
             f"({PROVIDER_PARAMETERS[name]})"
         )
-    where = "[vars]" if env is None else f"[env.{env}.vars]"
-    common.note(
-        f"wrote {target} (project {project_name!r}): {', '.join(plain) or 'no variables'} "
-        f"in {where}"
-    )
-    if store is not None:
-        for name in secrets:
-            common.note(f"stored {name} in the {store.kind} store (service {service})")

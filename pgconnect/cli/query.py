@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
-from pgconnect.cli import argv, common
+from pgconnect.cli import argv, common, fast_table
 from pgconnect.errors import (
     HungUp,
     Interrupted,
@@ -137,27 +137,9 @@ def register(app: "typer.Typer") -> None:
         )
 
 
-def _format(value: str) -> OutputFormat | None:
-    # Typer's choice is case-insensitive; non-ASCII spellings are left to it.
-    if not value.isascii():
-        return None
-    return next((f for f in OutputFormat if f.value == value.lower()), None)
-
-
-#: query's options for ``argv.parse``, the same as register() declares (a test compares them).
-OPTIONS = (
-    argv.Option("file", ("--file", "-f"), str),
-    argv.Option("fmt", ("--format",), _format),
-    argv.Option("json_out", ("--json",)),
-    argv.Option("param", ("--param", "-p"), str, multiple=True),
-    argv.Option("read_only", ("--read-only",)),
-    argv.Option("timeout", ("--timeout",), float),
-    argv.Option("max_rows", ("--max-rows",), int),
-    argv.Option("config", ("--config",), str),
-    argv.Option("env", ("--env", "-e"), str),
-    argv.Option("debug", ("--debug",)),
-)
-POSITIONALS = ("sql",)
+#: The options for ``argv.parse``, generated from register()'s declaration (fast_table.py).
+OPTIONS = argv.options(fast_table.QUERY)
+POSITIONALS = fast_table.QUERY_POSITIONALS
 
 
 class _Signalled(KeyboardInterrupt):

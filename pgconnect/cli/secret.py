@@ -7,21 +7,18 @@ environment). A value is never taken from the command line, and never printed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pgconnect import params
+from pgconnect import changes
 from pgconnect import project as projectfile
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
-from pgconnect.errors import CommandError, ConfigError, PgconnectError, UsageError
-from pgconnect.project import Project
+from pgconnect.errors import CommandError, ConfigError, UsageError
 from pgconnect.secrets import Secret, SecretStore, service_name
 
 secret_app = typer.Typer(
@@ -53,51 +50,6 @@ def register(app: typer.Typer) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_name(name: str) -> None:
-    try:
-        params.check_name(name)
-    except params.InvalidName as exc:
-        if not params.NAME_RE.fullmatch(name):
-            # Not shaped like a name: perhaps the value, typed where the name belongs.
-            raise ConfigError(
-                "invalid secret name (not shown, in case it is the value): names are upper "
-                "case, digits and '_' ([A-Z_][A-Z0-9_]*), not starting with a digit"
-            ) from None
-        raise ConfigError(str(exc)) from None
-
-
-def _check_value(name: str, value: str) -> None:
-    """A connection value is validated when set, as a variable is (SPEC §1): a DB_URL secret
-    that does not parse, or has sslmode=VERIFY-FULL, is refused now rather than at every use.
-    Messages never show a secret part (the parser's are redacted)."""
-    try:
-        if name == params.URL_NAME:
-            params.check_url(value, secret=True)
-        elif params.is_connection_name(name):
-            params.check_value(name, value, secret=True)
-    except params.InvalidValue as exc:
-        raise ConfigError(f"{exc}; nothing was stored") from None
-
-
-def _check_no_var(proj: Project, name: str, env: str | None) -> None:
-    """A name that is both a variable and a secret is a configuration error (SPEC §2): refuse
-    to create one. A base secret meets [vars] and every environment's vars."""
-    tables: list[tuple[str | None, dict[str, str]]] = [(None, proj.vars)]
-    if env is None:
-        tables += [(e, proj.envs[e].vars) for e in sorted(proj.envs)]
-    elif env in proj.envs:
-        tables.append((env, proj.envs[env].vars))
-    for var_env, table in tables:
-        if name in table:
-            where = "[vars]" if var_env is None else f"[env.{var_env}.vars]"
-            flag = "" if var_env is None else f" --env {var_env}"
-            raise ConfigError(
-                f"{name} is a variable in {where} of {proj.path}; a name is either a variable "
-                "or a secret",
-                hint=f"remove the variable first: pgconnect var unset {name}{flag}",
-            )
 
 
 def _where(env: str | None) -> str:
@@ -181,13 +133,13 @@ def put(
             hint="answer the prompt, or pipe it: printf '%s' \"$VALUE\" | pgconnect secret put NAME",
         )
     ctx = common.load(config, env, env_may_be_new=True)
-    _check_name(name)
-    _check_no_var(ctx.project, name, ctx.env)
+    # The name is checked before the value is asked for; the value before the store is opened.
+    changes.check_name(name)
+    changes.check_no_var(ctx.project, name, ctx.env)
     value = _read_value(name)
-    _check_value(name, value.reveal())
+    changes.check_value(name, value.reveal())
     store = common.open_store()
-    service = service_name(ctx.project.name, ctx.env)
-    _put(ctx.project, ctx.env, store, service, name, value)
+    service = changes.put(ctx.project, ctx.env, name, value, store)
     common.note(
         f"stored {name} in the {_label(store)} (service {service}) and declared it in "
         f"{_where(ctx.env)} of {ctx.project.path}"
@@ -253,7 +205,7 @@ def delete(
       pgconnect secret delete DB_PASSWORD --env staging --yes
     """
     ctx = common.load(config, env)
-    _check_name(name)
+    changes.check_name(name)
     own = ctx.project.envs[ctx.env].secrets if ctx.env is not None else ctx.project.secrets
     declared = name in own
     service = service_name(ctx.project.name, ctx.env)
@@ -320,11 +272,7 @@ def bulk(
         raise UsageError(f"{_source_label(source)}: {exc}; nothing was changed") from None
     if not entries:
         raise UsageError(f"{_source_label(source)}: no secrets in the input; nothing was changed")
-    for name, value in entries.items():
-        _check_name(name)
-        if value is not None:
-            _check_value(name, value)
-            _check_no_var(ctx.project, name, ctx.env)
+    changes.check_bulk(ctx.project, ctx.env, entries)
     service = service_name(ctx.project.name, ctx.env)
     width = max(len(n) for n in entries)
     if dry_run:
@@ -335,42 +283,7 @@ def bulk(
     store = common.open_store()
     env_table = ctx.project.envs.get(ctx.env) if ctx.env is not None else None
     own = set(ctx.project.secrets if ctx.env is None else env_table.secrets if env_table else ())
-    from pgconnect.secrets import StoreDeadlineError
-
-    done: list[tuple[str, str]] = []  # (name, what happened: set / deleted / absent / unknown)
-    undo = _Undo(store, service)
-    try:
-        for name, value in entries.items():
-            undo.remember(name)
-            try:
-                if value is not None:
-                    store.set(service, name, Secret(value))
-                    done.append((name, "set"))
-                else:
-                    removed = store.delete(service, name)
-                    done.append((name, "deleted" if removed else "absent"))
-            except StoreDeadlineError as exc:
-                # The store may still carry the call out after we give up: a value that may
-                # land is declared; a deletion that may happen keeps its declaration for now.
-                if value is not None:
-                    done.append((name, "maybe set"))
-                    exc.message += (
-                        f"; {name} may still be stored when the store answers, so it is declared "
-                        "(pgconnect secret list shows whether it is set)"
-                    )
-                else:
-                    exc.message += f"; {name} may still be deleted, and stays declared for now"
-                raise
-    finally:
-        # Declarations follow what really happened, also when a store call failed half-way; if
-        # the file cannot be written (a full disk), the store is put back as it was.
-        if done:
-            with undo.unless_recorded(), projectfile.edit(ctx.project.path) as editor:
-                for name, what in done:
-                    if what in ("set", "maybe set"):
-                        editor.declare_secret(name, ctx.env)
-                    else:
-                        editor.undeclare_secret(name, ctx.env)
+    done = changes.bulk(ctx.project, ctx.env, entries, store)
     for name, what in done:
         if what != "absent":
             common.note(f"{what} {name} ({service})")
@@ -378,77 +291,6 @@ def bulk(
             common.note(f"removed the declaration of {name} (it had no value in {service})")
         else:
             common.note(f"{name} was neither set nor declared ({service}); nothing to delete")
-
-
-def _put(
-    proj: Project, env: str | None, store: SecretStore, service: str, name: str, value: Secret
-) -> None:
-    """Store VALUE and declare NAME: every value in the store is declared, whatever happens.
-
-    The store is changed inside the edit of the project file: if the store fails, the
-    declaration is not written either; if the file cannot be written (a full disk), the store
-    is put back as it was. A store call that missed its deadline may still be carried out after
-    pgconnect gave up (a stalled keyring daemon resumes and handles the queued call), so then
-    NAME is declared all the same: a value the file does not declare is one nobody would see.
-    """
-    from pgconnect.secrets import StoreDeadlineError
-
-    undo = _Undo(store, service)
-    try:
-        with undo.unless_recorded(), projectfile.edit(proj.path) as editor:
-            editor.declare_secret(name, env)
-            undo.remember(name)
-            store.set(service, name, value)
-    except StoreDeadlineError as exc:
-        if not undo.previous:
-            raise  # the store did not even answer the read before: nothing was asked of it
-        with projectfile.edit(proj.path) as editor:
-            editor.declare_secret(name, env)
-        exc.message += (
-            f"; {name} may still be stored when the store answers, so it is declared in "
-            f"{_where(env)} (pgconnect secret list shows whether it is set)"
-        )
-        raise
-
-
-class _Undo:
-    """Store changes to take back when the project file cannot record them: the file and the
-    store then stay as they were together, rather than a value the file does not declare (or a
-    declaration whose value is gone)."""
-
-    def __init__(self, store: SecretStore, service: str) -> None:
-        self.store = store
-        self.service = service
-        self.previous: list[tuple[str, Secret | None]] = []
-
-    def remember(self, name: str) -> None:
-        """Call before changing NAME in the store."""
-        self.previous.append((name, self.store.get(self.service, name)))
-
-    @contextlib.contextmanager
-    def unless_recorded(self) -> Iterator[None]:
-        """Around the edit of the project file: if it fails, put the store back."""
-        try:
-            yield
-        except CommandError as exc:
-            # The file was not changed (project.edit guarantees it); nor should the store be.
-            try:
-                for name, value in reversed(self.previous):
-                    if value is None:
-                        self.store.delete(self.service, name)
-                    else:
-                        self.store.set(self.service, name, value)
-            except PgconnectError:
-                names = ", ".join(sorted({n for n, _ in self.previous}))
-                exc.hint = (
-                    f"the {self.service} store now differs from the file for {names}; "
-                    "run the command again once the file can be written"
-                )
-            else:
-                exc.message = exc.message.replace(
-                    "the file was not changed", "neither the file nor the secret store was changed"
-                )
-            raise
 
 
 def _source_label(source: str | None) -> str:

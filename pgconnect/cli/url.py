@@ -11,8 +11,8 @@ password it would only print as ``****``.
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
-from pgconnect import conninfo, params
-from pgconnect.cli import argv, common
+from pgconnect import connstr, params
+from pgconnect.cli import argv, common, fast_table
 from pgconnect.secrets import MASK, Secret, SecretStore
 
 if TYPE_CHECKING:
@@ -58,20 +58,9 @@ def register(app: "typer.Typer") -> None:
         run(fmt=fmt, reveal=reveal, config=config, env=env)
 
 
-def _format(value: str) -> Format | None:
-    # Typer's choice is case-sensitive here: only the exact names.
-    return next((f for f in Format if f.value == value), None)
-
-
-#: url's options for ``argv.parse``, the same as register() declares (a test compares them).
-OPTIONS = (
-    argv.Option("fmt", ("--format",), _format, default=Format.uri),
-    argv.Option("reveal", ("--reveal",)),
-    argv.Option("config", ("--config",), str),
-    argv.Option("env", ("--env", "-e"), str),
-    argv.Option("debug", ("--debug",)),
-)
-POSITIONALS: tuple[str, ...] = ()
+#: The options for ``argv.parse``, generated from register()'s declaration (fast_table.py).
+OPTIONS = argv.options(fast_table.URL)
+POSITIONALS = fast_table.URL_POSITIONALS
 
 
 class _MaskingStore:
@@ -107,15 +96,15 @@ def run(fmt: Format, reveal: bool, config: str | None, env: str | None) -> None:
         if warning:
             common.warn(warning)
     else:
-        from pgconnect.resolve import resolve
+        from pgconnect.api import resolve_settings
 
-        resolution = resolve(ctx.project, ctx.env, _MaskingStore, connection_only=True)
+        resolution = resolve_settings(ctx.project, ctx.env, _MaskingStore, connection_only=True)
     connect_params = resolution.connect_params()
     if fmt is Format.env:
-        _, dropped = conninfo.env_vars(connect_params)
+        _, dropped = connstr.env_vars(connect_params)
         if dropped:
             common.warn(
                 f"libpq reads no environment variable for {', '.join(dropped)}; "
                 "use --format uri or conninfo to keep it"
             )
-    common.out(conninfo.FORMATS[fmt.value](connect_params, reveal))
+    common.out(connstr.FORMATS[fmt.value](connect_params, reveal))

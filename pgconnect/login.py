@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pgconnect import diagnosis, keywords
-from pgconnect.conninfo import redact
+from pgconnect.connstr import redact
 from pgconnect.errors import (
     ConfigError,
     NetworkError,
