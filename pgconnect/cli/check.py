@@ -10,12 +10,13 @@ import typer
 from pgconnect import params
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
-from pgconnect.errors import UsageError
+from pgconnect.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from rich.text import Text
 
     from pgconnect.probe import ModeResult, Report
+    from pgconnect.resolve import Resolution
 
 ALL = "all"
 _COLUMNS = ("sslmode", "result", "stage", "encrypted", "tls", "cipher", "server", "ms")
@@ -89,6 +90,7 @@ def check(
     # --timeout bounds the command, not just the probing: count from pgconnect's own start
     # (reading the project and the keyring come out of the same budget).
     deadline = common.STARTED + timeout
+    modes, deadline = _fetch_command_secrets(resolution, sslmode, modes, deadline)
     what = "the six sslmodes" if len(modes) > 1 else f"sslmode={modes[0]}"
     with common.progress(f"checking {what} (up to {timeout:g} s)"):
         report = probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)
@@ -104,6 +106,41 @@ def check(
     code = report.exit_code(decisive)
     if code:
         raise typer.Exit(int(code))
+
+
+def _fetch_command_secrets(
+    resolution: Resolution, sslmode: str | None, modes: tuple[str, ...], deadline: float
+) -> tuple[tuple[str, ...], float]:
+    """Run the secrets' commands now, before the progress spinner (a password manager may ask on
+    the terminal), and not out of the network budget: a person typing an unlock password is not
+    a slow server. A cloud token is never sent under a mode that allows plaintext: naming such a
+    mode is exit 3, and --sslmode all probes only the modes that require TLS."""
+    import time
+
+    from pgconnect.resolve import TLS_MODES, token_secret
+    from pgconnect.secret_command import CommandSecret
+
+    lazy = [p for p in resolution.params if isinstance(p.value, CommandSecret) and p.explicit]
+    token = token_secret(resolution)
+    if token is not None and sslmode not in (None, ALL) and sslmode not in TLS_MODES:
+        raise ConfigError(
+            f"{token.name} is a token from {token.source}: pgconnect does not send it under "
+            f"sslmode={sslmode}, which allows plaintext",
+            hint=f"check one of {', '.join(TLS_MODES)}, or --sslmode all (it skips the others)",
+        )
+    if token is not None and sslmode == ALL:
+        skipped = [m for m in modes if m not in TLS_MODES]
+        modes = tuple(m for m in modes if m in TLS_MODES)
+        common.warn(
+            f"{token.name} is a token from {token.source}: not probing {', '.join(skipped)} "
+            "(they allow plaintext)"
+        )
+    started = time.monotonic()
+    for p in lazy:
+        p.reveal()
+    if lazy:
+        deadline += time.monotonic() - started
+    return modes, deadline
 
 
 # --------------------------------------------------------------------------- rendering

@@ -100,7 +100,10 @@ class Context:
     def resolve(self, *, connection_only: bool = False) -> Resolution:
         from pgconnect.resolve import resolve
 
-        return resolve(self.project, self.env, open_store, connection_only=connection_only)
+        # terminal: a secret's command may ask on the terminal (a password manager's unlock).
+        return resolve(
+            self.project, self.env, open_store, connection_only=connection_only, terminal=True
+        )
 
 
 def open_store() -> SecretStore:
