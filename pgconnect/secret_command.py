@@ -114,7 +114,7 @@ class CommandSpec:
         """The command as a shell would show it (for messages; never holds a secret)."""
         import shlex
 
-        text = shlex.join(self.template())
+        text = " ".join(w if w in _PLACEHOLDERS else shlex.quote(w) for w in self.template())
         return f"{text}  (preset {self.preset})" if self.preset else text
 
     def build(self, connection: Mapping[str, str | None]) -> list[str]:
@@ -526,9 +526,18 @@ def put_line(name: str, env: str | None, spec: CommandSpec) -> str:
 
     line = f"pgconnect secret put {name}" + (f" --env {env}" if env else "")
     if spec.preset is None:
-        return f"{line} --command {shlex.quote(shlex.join(spec.argv))}"
+        return f"{line} --command {quote_once(shlex.join(spec.argv))}"
     line += f" --{spec.preset}"
     return f"{line} --region {spec.region}" if spec.region else line
+
+
+def quote_once(text: str) -> str:
+    """TEXT as one shell word, readably: "sh -c 'sleep 60'" rather than shlex's '"'"' dance."""
+    import shlex
+
+    if "'" in text and not any(c in text for c in '"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def where(env: str | None) -> str:
