@@ -22,12 +22,12 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgconnect.errors import ConfigError, Interrupted, SecretStoreError
+from pgconnect.errors import ConfigError, Interrupted, SecretStoreError, Terminated
 from pgconnect.secrets import MASK, Secret
 
 if TYPE_CHECKING:
@@ -305,14 +305,29 @@ def run(
     The command runs in its own process group: at the deadline (or if pgconnect is interrupted)
     the whole group is killed, so nothing it started is left behind.
     """
+
+    tty_in = terminal and _isatty(0)
+    tty_err = terminal and _isatty(2)
+    foreground = tty_in and _is_foreground(0)
+    with _terminated_as_exception():
+        return _run(argv, name, timeout, cwd, again, tty_in, tty_err, foreground)
+
+
+def _run(
+    argv: Sequence[str],
+    name: str,
+    timeout: float,
+    cwd: Path | None,
+    again: str | None,
+    tty_in: bool,
+    tty_err: bool,
+    foreground: bool,
+) -> Secret:
     import shlex
     import subprocess
 
     from pgconnect.secrets import strip_one_newline
 
-    tty_in = terminal and _isatty(0)
-    tty_err = terminal and _isatty(2)
-    foreground = tty_in and _is_foreground(0)
     program = argv[0]
     try:
         proc = subprocess.Popen(
@@ -350,7 +365,7 @@ def run(
             timed_out = True
             out, err = _stop(proc)
     except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM turned into an exception): take the command down with us.
+        # Interrupted (Ctrl-C, or SIGTERM turned into Terminated): take the command down with us.
         _stop(proc)
         raise
     finally:
@@ -396,6 +411,27 @@ def run(
             f"the command for {name} ({program}) printed a NUL byte, which libpq cannot pass on"
         )
     return Secret(value)
+
+
+@contextlib.contextmanager
+def _terminated_as_exception() -> Iterator[None]:
+    """While the command runs, SIGTERM to pgconnect raises Terminated (exit 143) so the command's
+    process group is killed on the way out; Python's default would end pgconnect at once and
+    leave the command running in its own group. Only the main thread may set handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated("terminated while a secret's command ran")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _detail(last: str | None, tty_err: bool) -> str:

@@ -306,6 +306,37 @@ def test_a_hanging_command_is_killed_at_its_deadline_with_everything_it_started(
         assert not _alive(pid), f"process {pid} outlived the deadline"
 
 
+def test_sigterm_to_pgconnect_stops_the_command_too(
+    cli: Any, isolated: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+
+    project_for_host(isolated)
+    pids = tmp_path / "pids"
+    command = f"{SCRIPTS / 'hang'} {pids} {_value_file(tmp_path, 'pw-term-3131')}"
+    assert cli("secret", "put", "DB_PASSWORD", "--command", command).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgconnect", "url", "--reveal"],
+        env=cli_environ(),
+        cwd=isolated,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pids.exists(), "the command never started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err
+    assert b"pw-term-3131" not in out + err
+    time.sleep(0.2)
+    for pid in (int(p) for p in pids.read_text().split()):
+        assert not _alive(pid), f"process {pid} outlived pgconnect"
+
+
 def _alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/stat").read_text()

@@ -50,6 +50,21 @@ SecretName = Annotated[
 ]
 
 
+def _complete_command_secret(incomplete: str) -> list[str]:
+    """For ``secret allow``: the names that have a command (for --env and the base, else all)."""
+    proj = common._completion_project()
+    if proj is None:
+        return []
+    env = projectfile.selected_env(common.STATE.env)
+    if env is not None and env in proj.envs:
+        names = set(proj.commands) | set(proj.envs[env].commands)
+    else:
+        names = set(proj.commands)
+        for e in proj.envs.values():
+            names |= set(e.commands)
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(secret_app, name="secret")
 
@@ -424,7 +439,7 @@ def allow(
         str | None,
         typer.Argument(
             help="Approve only this secret's command.",
-            autocompletion=common.complete_secret,
+            autocompletion=_complete_command_secret,
             metavar="[NAME]",
         ),
     ] = None,
