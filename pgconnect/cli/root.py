@@ -26,8 +26,9 @@ COMMANDS = {
     "check": "check",
     "query": "query",
     "sandbox": "sandbox",
+    "export": "export",
 }
-MODULES = ("project", "secret", "connect", "check", "query", "sandbox")
+MODULES = ("project", "secret", "connect", "export", "check", "query", "sandbox")
 
 
 def _version(value: bool) -> None:
