@@ -676,3 +676,66 @@ def test_check_never_sends_a_token_without_tls(
     modes = [r["sslmode"] for r in json.loads(every.stdout)["results"]]
     assert modes == ["require", "verify-ca", "verify-full"]
     assert "not probing disable, allow, prefer" in every.stderr
+
+
+def test_gcloud_and_az_presets_run_their_cli_with_the_documented_arguments(
+    cli: Any, isolated: Path, tmp_path: Path
+) -> None:
+    """Stand-ins for gcloud and az on PATH (the real ones need an account): each records its
+    arguments and prints a token, which becomes the password."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("gcloud", "az"):
+        script = bin_dir / program
+        script.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/{program}.args\necho {program}-token-77\n'
+        )
+        script.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    project_for_host(isolated, sslmode="require")
+    expected = {
+        "gcloud": (["--gcp-cloudsql-iam"], ["sql", "generate-login-token"]),
+        "az": (
+            ["--azure-entra"],
+            [
+                "account",
+                "get-access-token",
+                "--resource-type",
+                "oss-rdbms",
+                "--query",
+                "accessToken",
+                "-o",
+                "tsv",
+            ],
+        ),
+    }
+    for program, (flags, args) in expected.items():
+        put = cli("secret", "put", "DB_PASSWORD", *flags, env=env)
+        assert put.returncode == 0, put
+        url = cli("url", "--reveal", "--format", "json", env=env)
+        assert url.returncode == 0, url
+        assert json.loads(url.stdout)["password"] == f"{program}-token-77"
+        assert (tmp_path / f"{program}.args").read_text().splitlines() == args
+        explained = json.loads(cli("explain", "--json", env=env).stdout)
+        password = next(p for p in explained["params"] if p["keyword"] == "password")
+        assert password["source"] == f"command:{program}"
+
+
+def test_the_library_never_gives_the_command_the_terminal(isolated: Path) -> None:
+    """resolve() without terminal=True (every library caller): stdin is /dev/null, stderr is
+    captured, whatever pgconnect's own are."""
+    from pgconnect.resolve import resolve
+
+    path = project_for_host(
+        isolated,
+        "[secret_commands]",
+        'DB_PASSWORD = ["sh", "-c", "readlink /proc/$$/fd/0; echo on-stderr >&2"]',
+    )
+    text = path.read_text().replace('name = "cmd"', 'name = "cmd"\nsecrets = ["DB_PASSWORD"]')
+    path.write_text(text)
+    project = projectfile.load(path)
+    spec = project.command_for("DB_PASSWORD", None)
+    assert spec is not None
+    approval.approve([approval.subject(path, None, "DB_PASSWORD", spec.template())])
+    resolution = resolve(project, None, None, environ={})
+    assert resolution.get("password") == "/dev/null"
