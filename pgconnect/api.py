@@ -82,14 +82,19 @@ def resolve_settings(
     *,
     connection_only: bool = False,
     environ: Mapping[str, str] | None = None,
+    terminal: bool = False,
 ) -> Settings:
     """Resolve PROJ's ENV (already chosen) into Settings. CONNECTION_ONLY reads only the
-    variables and secrets that make up the connection (no other secret is fetched)."""
+    variables and secrets that make up the connection (no other secret is fetched). TERMINAL
+    lets a secret's command use the terminal (a password manager's unlock prompt): only the CLI
+    sets it; the library never prompts."""
     if store is None:
         from pgconnect.secrets import open_store
 
         store = open_store
-    r = resolve(proj, env, store, environ=environ, connection_only=connection_only)
+    r = resolve(
+        proj, env, store, environ=environ, connection_only=connection_only, terminal=terminal
+    )
     return Settings(
         project=r.project,
         env=r.env,

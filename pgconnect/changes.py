@@ -112,8 +112,11 @@ class Undo:
             raise
 
 
-def put(proj: Project, env: str | None, name: str, value: Secret, store: SecretStore) -> str:
-    """Store NAME = VALUE for ENV and declare it in the project file; return the service.
+def put(
+    proj: Project, env: str | None, name: str, value: Secret, store: SecretStore
+) -> tuple[str, bool]:
+    """Store NAME = VALUE for ENV and declare it in the project file; return the service, and
+    whether the value took over from a command the section had for NAME ([secret_commands]).
 
     The checks come first (name, variable-or-secret, value); the store is changed inside the
     file's edit, so a failed store call leaves the file alone and a failed write puts the store
@@ -131,6 +134,8 @@ def put(proj: Project, env: str | None, name: str, value: Secret, store: SecretS
             editor.declare_secret(name, env)
             undo.remember(name)
             store.set(service, name, value)
+            # The stored value takes over from a command the section had for NAME.
+            replaced_command = editor.remove_secret_command(name, env)
     except StoreDeadlineError as exc:
         # A store call that missed its deadline may still be carried out after pgconnect gave
         # up (a stalled keyring daemon resumes and handles the queued call), so NAME is declared
@@ -145,7 +150,7 @@ def put(proj: Project, env: str | None, name: str, value: Secret, store: SecretS
             f"{where} (pgconnect secret list shows whether it is set)"
         )
         raise
-    return service
+    return service, replaced_command
 
 
 def check_bulk(proj: Project, env: str | None, entries: Mapping[str, str | None]) -> None:
@@ -202,6 +207,8 @@ def bulk(
                         editor.declare_secret(name, env)
                     else:
                         editor.undeclare_secret(name, env)
+                    # A value set here replaces the section's command; null deletes it too.
+                    editor.remove_secret_command(name, env)
     return done
 
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import tomlkit.container
     import tomlkit.items
 
+    from pgconnect.secret_command import CommandSpec
+
 FILENAME = "pgconnect.toml"
 CONFIG_ENV = "PGCONNECT_CONFIG"
 ENV_ENV = "PGCONNECT_ENV"
@@ -44,6 +46,7 @@ class Environment:
     vars: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     inherit_vars: bool = True
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,19 @@ class Project:
     secrets: tuple[str, ...]
     vars: dict[str, str]
     envs: dict[str, Environment]
+    #: [secret_commands]: secrets whose value a command prints (pgconnect.secret_command).
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    def command_for(self, name: str, env: str | None) -> CommandSpec | None:
+        """NAME's command in the base ([secret_commands]) or in ENV's own table, if it has one."""
+        if env is None:
+            return self.commands.get(name)
+        table = self.envs.get(env)
+        return None if table is None else table.commands.get(name)
 
     def check_env(self, env: str | None) -> None:
         """Raise ConfigError if ENV is named but the file has no such environment."""
@@ -203,11 +215,12 @@ def _syntax_message(path: Path, msg: str, data: bytes = b"") -> str:
 
 
 def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
-    known = {"name", "secrets", "vars", "env"}
+    known = {"name", "secrets", "vars", "env", "secret_commands"}
     for key in doc:
         if key not in known:
             raise ConfigError(
-                f"{path}: unknown top-level key {key!r} (expected name, secrets, [vars], [env.*])"
+                f"{path}: unknown top-level key {key!r} "
+                "(expected name, secrets, [vars], [secret_commands], [env.*])"
             )
     name = doc.get("name", path.parent.name)
     if not isinstance(name, str) or not name:
@@ -219,6 +232,7 @@ def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
         )
     secrets = _secret_list(path, doc.get("secrets", []), "secrets")
     base = _var_table(path, doc.get("vars", {}), "[vars]")
+    commands = _command_table(path, doc.get("secret_commands"), "[secret_commands]", secrets)
     envs: dict[str, Environment] = {}
     env_tables = doc.get("env", {})
     if not isinstance(env_tables, dict):
@@ -228,25 +242,55 @@ def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
             raise ConfigError(f"{path}: [env.{env_name}] must be a table")
         check_env_name(env_name, path)
         for key in table:
-            if key not in ("vars", "secrets", "inherit_vars"):
+            if key not in ("vars", "secrets", "inherit_vars", "secret_commands"):
                 raise ConfigError(
                     f"{path}: unknown key {key!r} in [env.{env_name}] "
-                    "(expected vars, secrets, inherit_vars)"
+                    "(expected vars, secrets, inherit_vars, secret_commands)"
                 )
         inherit = table.get("inherit_vars", True)
         if not isinstance(inherit, bool):
             raise ConfigError(f"{path}: [env.{env_name}] inherit_vars must be true or false")
+        env_secrets = _secret_list(path, table.get("secrets", []), f"env.{env_name}.secrets")
         envs[env_name] = Environment(
             vars=_var_table(path, table.get("vars", {}), f"[env.{env_name}.vars]"),
-            secrets=tuple(_secret_list(path, table.get("secrets", []), f"env.{env_name}.secrets")),
+            secrets=tuple(env_secrets),
             inherit_vars=inherit,
+            commands=_command_table(
+                path,
+                table.get("secret_commands"),
+                f"[env.{env_name}.secret_commands]",
+                env_secrets,
+                env_name,
+            ),
         )
     # [vars] first, so a mismatch there is reported there and not in the first environment.
     _check_host_ports(path, base, "[vars]")
     for env_name, env in envs.items():
         inherited = base if env.inherit_vars else {}
         _check_host_ports(path, {**inherited, **env.vars}, f"[env.{env_name}.vars]")
-    return Project(path=path, name=name, secrets=tuple(secrets), vars=base, envs=envs)
+    return Project(
+        path=path, name=name, secrets=tuple(secrets), vars=base, envs=envs, commands=commands
+    )
+
+
+def _command_table(
+    path: Path, value: Any, where: str, declared: list[str], env: str | None = None
+) -> dict[str, CommandSpec]:
+    """A [secret_commands] table; each name must be declared in the same section's secrets (as
+    ``secret put --command`` does), so ``secret list`` and every check see it."""
+    if value is None:
+        return {}
+    from pgconnect.secret_command import parse_table
+
+    table = parse_table(path, value, where)
+    for name in table:
+        if name not in declared:
+            section = "secrets" if env is None else f"[env.{env}] secrets"
+            raise ConfigError(
+                f"{path}: {where} {name} has a command but is not declared in {section}",
+                hint=f'add "{name}" to {section}, or remove it from {where}',
+            )
+    return table
 
 
 #: The longest environment name: it becomes part of keyring service names, file names and the
@@ -474,6 +518,49 @@ class Editor:
             return False
         idx = list(arr).index(name)
         del arr[idx]
+        self.changed = True
+        return True
+
+    # -- secret commands
+
+    def _commands_table(self, env: str | None, create: bool) -> Any:
+        import tomlkit
+
+        holder: Any = self.doc if env is None else self._env_table(env, create)
+        if holder is None:
+            return None
+        if "secret_commands" not in holder:
+            if not create:
+                return None
+            if env is None:
+                # A new top-level table goes at the end, where a person would add it.
+                self.doc.append("secret_commands", tomlkit.table())
+            else:
+                holder.add("secret_commands", _sub_table(holder))
+        table = holder["secret_commands"]
+        if not isinstance(table, dict):
+            where = "secret_commands" if env is None else f"env.{env}.secret_commands"
+            raise ConfigError(f"{self.path}: '{where}' must be a table")
+        return table
+
+    def command(self, name: str, env: str | None) -> Any:
+        """NAME's entry in the section's [secret_commands] as written, or None."""
+        table = self._commands_table(env, create=False)
+        return None if table is None else table.get(name)
+
+    def set_secret_command(self, name: str, env: str | None, entry: Any) -> None:
+        """Write NAME = ENTRY (a tomlkit array or inline table) into the section's table."""
+        if env is not None:
+            check_env_name(env, self.path)
+        table = self._commands_table(env, create=True)
+        table[name] = entry
+        self.changed = True
+
+    def remove_secret_command(self, name: str, env: str | None) -> bool:
+        table = self._commands_table(env, create=False)
+        if table is None or name not in table:
+            return False
+        del table[name]
         self.changed = True
         return True
 

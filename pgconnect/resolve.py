@@ -84,9 +84,14 @@ class Resolution:
         p = self.param(keyword)
         return None if p is None else p.reveal()
 
-    def connect_params(self) -> dict[str, str]:
-        """The explicit keyword → value mapping to hand to libpq (secrets revealed)."""
-        return {p.keyword: p.reveal() for p in self.params if p.explicit}
+    def connect_params(self, *, reveal: bool = True) -> dict[str, str]:
+        """The explicit keyword → value mapping to hand to libpq (secrets revealed). With REVEAL
+        False secrets stay ``****``, and a command behind one does not run."""
+        return {
+            p.keyword: p.reveal() if reveal or not p.is_secret else MASK
+            for p in self.params
+            if p.explicit
+        }
 
     def plain_vars(self) -> dict[str, Value]:
         """Project variables that are not connection names (exported by ``exec``)."""
@@ -118,11 +123,16 @@ def resolve_values(
     store: SecretStore | Callable[[], SecretStore] | None,
     *,
     names: set[str] | None = None,
+    terminal: bool = False,
+    connection: Callable[[], Mapping[str, str | None]] | None = None,
 ) -> tuple[dict[str, Value], list[str]]:
     """Every variable's effective value (SPEC §2 order) and the declared-but-unset secrets.
 
     STORE may be a factory so the keyring is only opened when a secret is actually needed (a value
     from the environment never touches it). NAMES limits the work to those variables.
+    A secret bound to a command ([secret_commands]) becomes a value whose command runs when it is
+    first revealed: TERMINAL lets it use the terminal (the CLI; a library never prompts), and
+    CONNECTION gives a preset the resolved host, port and user.
     """
     project.check_env(env)
     env_vars = project.envs[env].vars if env is not None else {}
@@ -178,6 +188,16 @@ def resolve_values(
             for decl_name, decl_env in declared:
                 if decl_name != name:
                     continue
+                spec = project.command_for(name, decl_env)
+                if spec is not None:
+                    from pgconnect.secret_command import lazy_value
+
+                    value = Value(
+                        name,
+                        lazy_value(project, decl_env, name, spec, connection, terminal=terminal),
+                        f"command:{spec.program}",
+                    )
+                    break
                 service = service_name(project.name, decl_env)
                 got = the_store().get(service, name)
                 if got is not None and "\x00" in got.reveal():
@@ -224,8 +244,13 @@ def resolve(
     *,
     environ: Mapping[str, str] | None = None,
     connection_only: bool = False,
+    terminal: bool = False,
 ) -> Resolution:
-    """Resolve every variable, then build the connection parameters from them."""
+    """Resolve every variable, then build the connection parameters from them.
+
+    TERMINAL: a secret's command may use the terminal (to ask for a password manager's unlock);
+    only the CLI sets it.
+    """
     environ = os.environ if environ is None else environ
     names = None
     if connection_only:
@@ -237,10 +262,48 @@ def resolve(
             | set(environ)
         )
         names = {n for n in every if params.is_connection_name(n)}
-    values, missing = resolve_values(project, env, environ, store, names=names)
+    made: list[Resolution] = []
+
+    def connection() -> dict[str, str | None]:
+        return {k: made[0].get(k) for k in ("host", "port", "user")}
+
+    values, missing = resolve_values(
+        project, env, environ, store, names=names, terminal=terminal, connection=connection
+    )
     resolution = Resolution(project=project, env=env, values=values, missing_secrets=missing)
     resolution.params = build_params(values, project.folder, environ)
+    made.append(resolution)
+    _require_tls_for_token(resolution)
     return resolution
+
+
+#: sslmodes under which libpq never sends anything unencrypted (libpq's sslmode table).
+TLS_MODES = ("require", "verify-ca", "verify-full")
+
+
+def token_secret(resolution: Resolution) -> Param | None:
+    """The password parameter when a preset gives it (a cloud token), else None."""
+    p = resolution.param("password")
+    if p is not None and getattr(p.value, "is_token", False):
+        return p
+    return None
+
+
+def _require_tls_for_token(resolution: Resolution) -> None:
+    """A cloud token is a bearer credential for minutes: it must not cross the network in clear
+    (libpq sends a cleartext password as it is; under prefer/allow a server without TLS gets it)."""
+    token = token_secret(resolution)
+    if token is None:
+        return
+    mode = resolution.param("sslmode")
+    if mode is None or mode.reveal() in TLS_MODES:
+        return
+    where = f" --env {resolution.env}" if resolution.env else ""
+    raise ConfigError(
+        f"{token.name} is a token from {token.source} and needs TLS, but the effective sslmode "
+        f"is {mode.reveal()} ({mode.source})",
+        hint=f"require TLS: pgconnect var set DB_SSLMODE verify-full{where} (or require)",
+    )
 
 
 def build_params(

@@ -206,6 +206,23 @@ def test_bash_completes_secret_names(shim: Path, project: Path) -> None:
     ]
 
 
+def test_bash_completes_secret_put_s_command_options_and_allow_s_names(
+    shim: Path, project: Path
+) -> None:
+    got = bash_complete(["pgconnect", "secret", "put", "DB_PASSWORD", "--"], shim, project)
+    expected = {"--command", "--aws-rds-iam", "--region", "--gcp-cloudsql-iam", "--azure-entra"}
+    assert expected | {"--timeout"} <= set(got)
+    path = project / "pgconnect.toml"
+    path.write_text(
+        path.read_text().replace(
+            "[env.prod.vars]",
+            '[env.prod.secret_commands]\nAPI_TOKEN = ["op", "read", "x"]\n\n[env.prod.vars]',
+        )
+    )
+    assert bash_complete(["pgconnect", "secret", "allow", ""], shim, project) == ["API_TOKEN"]
+    assert bash_complete(["pgconnect", "secret", "allow", "-e", "staging", ""], shim, project) == []
+
+
 def test_bash_completes_sslmodes(shim: Path, tmp_path: Path) -> None:
     got = bash_complete(["pgconnect", "check", "--sslmode", ""], shim, tmp_path)
     assert set(got) == {

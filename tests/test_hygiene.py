@@ -81,7 +81,9 @@ def role(servers: Servers) -> Iterator[Role]:
 class Setup:
     """How the project of one case is set up."""
 
-    #: where the password comes from: "env" (DB_PASSWORD=…), "secret" (the keyring), or None
+    #: where the password comes from: "env" (DB_PASSWORD=…), "secret" (the keyring), "command"
+    #: (an approved [secret_commands] script that prints it; "command-fail" prints it and
+    #: fails, "command-unapproved" is never approved), or None
     source: str | None = "env"
     host: str | None = None  # None: the role's server
     port: int | str | None = None
@@ -322,7 +324,27 @@ CASES = [
         "query-bad-url-secret", "query", ["select 1"], 3, setup=E(source=None, secret_url=BAD_URL)
     ),
     case("query-no-dbus", "query", ["select 1"], 4, setup=E(source="secret", dbus=False)),
+    # ---------------------------------------------------------------- secret commands
+    case(
+        "secret-put-command",
+        "secret put",
+        ["API_TOKEN", "--command", "sh -c 'exit 1'"],
+        setup=E(source="command"),
+    ),
+    case("secret-allow", "secret allow", [], setup=E(source="command-unapproved")),
+    case("secret-list-command", "secret list", ["--json"], setup=E(source="command")),
+    case("check-command", "check", ["--json"], setup=E(source="command", dbus=False)),
+    case("query-command", "query", ["select pg_sleep(1), 1"], setup=E(source="command")),
+    case(
+        "url-reveal-command", "url", ["--reveal"], setup=E(source="command"), stdout_may_hold=True
+    ),
+    case("exec-command", "exec", ["--", "sleep", "1"], setup=E(source="command")),
+    case("url-command-fails", "url", ["--reveal"], 4, setup=E(source="command-fail")),
+    case("query-command-fails", "query", ["select 1"], 4, setup=E(source="command-fail")),
+    case("check-command-unapproved", "check", [], 4, setup=E(source="command-unapproved")),
 ]
+
+SCRIPTS = Path(__file__).resolve().parent / "secret_scripts"
 
 
 # --------------------------------------------------------------------------- running one case
@@ -355,7 +377,7 @@ class Hygiene:
         elif setup.port is not None:
             port = setup.port
         declared = []
-        if setup.source == "secret":
+        if setup.source in ("secret", "command", "command-fail", "command-unapproved"):
             declared.append("DB_PASSWORD")
         if setup.secret_url is not None:
             declared.append("DB_URL")
@@ -374,10 +396,26 @@ class Hygiene:
         if setup.env_url is not None:
             # A harmless DB_URL in the file, so var list/get show the environment's one.
             lines.append('DB_URL = "postgresql://db.example.com/app"')
+        argv: list[str] = []
+        if setup.source is not None and setup.source.startswith("command"):
+            value_file = folder / "vault-item"  # 0600, as a password manager's own files are
+            argv = [
+                str(SCRIPTS / ("fail" if setup.source == "command-fail" else "from-file")),
+                str(value_file),
+            ]
+            lines += ["[secret_commands]", f"DB_PASSWORD = {json.dumps(argv)}"]
         folder.mkdir(exist_ok=True)
         path = write_project(folder, "\n".join(lines) + "\n")
+        if argv:
+            value_file.write_text(SENTINEL + "\n")
+            value_file.chmod(0o600)
+            if setup.source != "command-unapproved":
+                from pgconnect import approval
+
+                approval.approve([approval.subject(path, None, "DB_PASSWORD", argv)])
         for secret, value in (("DB_PASSWORD", SENTINEL), ("DB_URL", setup.secret_url)):
-            if secret in declared and value is not None:
+            from_command = secret == "DB_PASSWORD" and setup.source != "secret"
+            if secret in declared and value is not None and not from_command:
                 stored = self.keyring.secret_tool(
                     "store",
                     "--label",

@@ -11,7 +11,7 @@ import typer
 from pgconnect import params
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
-from pgconnect.errors import ExitCode, UsageError
+from pgconnect.errors import ConfigError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -113,6 +113,7 @@ def check(
         decisive = sslmode or effective
         modes = (decisive,)
 
+    modes, deadline = _fetch_command_secrets(resolution, sslmode, modes, deadline)
     what = "the six sslmodes" if len(modes) > 1 else f"sslmode={modes[0]}"
     if wait is None:
         with common.progress(f"checking {what} (up to {timeout:g} s)"):
@@ -138,6 +139,41 @@ def check(
         _render_plain(report)
     if code:
         raise typer.Exit(int(code))
+
+
+def _fetch_command_secrets(
+    resolution: Resolution, sslmode: str | None, modes: tuple[str, ...], deadline: float
+) -> tuple[tuple[str, ...], float]:
+    """Run the secrets' commands now, before the progress spinner (a password manager may ask on
+    the terminal), and not out of the network budget: a person typing an unlock password is not
+    a slow server. A cloud token is never sent under a mode that allows plaintext: naming such a
+    mode is exit 3, and --sslmode all probes only the modes that require TLS."""
+    import time
+
+    from pgconnect.resolve import TLS_MODES, token_secret
+    from pgconnect.secret_command import CommandSecret
+
+    lazy = [p for p in resolution.params if isinstance(p.value, CommandSecret) and p.explicit]
+    token = token_secret(resolution)
+    if token is not None and sslmode not in (None, ALL) and sslmode not in TLS_MODES:
+        raise ConfigError(
+            f"{token.name} is a token from {token.source}: pgconnect does not send it under "
+            f"sslmode={sslmode}, which allows plaintext",
+            hint=f"check one of {', '.join(TLS_MODES)}, or --sslmode all (it skips the others)",
+        )
+    if token is not None and sslmode == ALL:
+        skipped = [m for m in modes if m not in TLS_MODES]
+        modes = tuple(m for m in modes if m in TLS_MODES)
+        common.warn(
+            f"{token.name} is a token from {token.source}: not probing {', '.join(skipped)} "
+            "(they allow plaintext)"
+        )
+    started = time.monotonic()
+    for p in lazy:
+        p.reveal()
+    if lazy:
+        deadline += time.monotonic() - started
+    return modes, deadline
 
 
 def _probe(

@@ -93,7 +93,10 @@ class Context:
         """Resolve through the public API, as any program would (with the store's warning)."""
         from pgconnect.api import resolve_settings
 
-        return resolve_settings(self.project, self.env, open_store, connection_only=connection_only)
+        # terminal: a secret's command may ask on the terminal (a password manager's unlock).
+        return resolve_settings(
+            self.project, self.env, open_store, connection_only=connection_only, terminal=True
+        )
 
 
 def open_store() -> SecretStore:

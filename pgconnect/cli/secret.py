@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pgconnect import changes
+from pgconnect import changes, secret_command
 from pgconnect import project as projectfile
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
@@ -22,11 +22,13 @@ from pgconnect.errors import CommandError, ConfigError, UsageError
 from pgconnect.secrets import Secret, SecretStore, service_name
 
 secret_app = typer.Typer(
-    help="""Secrets in the OS keyring; the project file declares their names, never values.
+    help="""Secrets in the OS keyring, or from a command; the project file declares their names.
 
     Examples:
 
       pgconnect secret put DB_PASSWORD
+
+      pgconnect secret put DB_PASSWORD --command 'op read op://prod/db/password'
 
       pgconnect secret list --env staging --json
     """,
@@ -43,6 +45,21 @@ SecretName = Annotated[
         metavar="NAME",
     ),
 ]
+
+
+def _complete_command_secret(incomplete: str) -> list[str]:
+    """For ``secret allow``: the names that have a command (for --env and the base, else all)."""
+    proj = common._completion_project()
+    if proj is None:
+        return []
+    env = projectfile.selected_env(common.STATE.env)
+    if env is not None and env in proj.envs:
+        names = set(proj.commands) | set(proj.envs[env].commands)
+    else:
+        names = set(proj.commands)
+        for e in proj.envs.values():
+            names |= set(e.commands)
+    return sorted(n for n in names if n.startswith(incomplete))
 
 
 def register(app: typer.Typer) -> None:
@@ -106,15 +123,57 @@ def _read_value(name: str) -> Secret:
 def put(
     ctx_: typer.Context,
     name: SecretName,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            help="Take the value from this command's output each time it is needed (split with "
+            "shell quoting rules, never run through a shell).",
+            metavar="COMMAND",
+        ),
+    ] = None,
+    aws_rds_iam: Annotated[
+        bool,
+        typer.Option("--aws-rds-iam", help="The password is an AWS RDS IAM token (aws CLI)."),
+    ] = False,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="AWS region for --aws-rds-iam.", metavar="REGION"),
+    ] = None,
+    gcp_cloudsql_iam: Annotated[
+        bool,
+        typer.Option(
+            "--gcp-cloudsql-iam", help="The password is a Cloud SQL IAM login token (gcloud)."
+        ),
+    ] = False,
+    azure_entra: Annotated[
+        bool,
+        typer.Option("--azure-entra", help="The password is a Microsoft Entra token (az CLI)."),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Seconds the command may take before it is stopped (default 30).",
+            metavar="S",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     env: EnvOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Store a secret in the keyring and declare its NAME in the project file.
+    """Store a secret in the keyring (or bind it to a command) and declare its NAME.
 
     On a terminal the value is asked twice, hidden. Otherwise it is read from stdin, and exactly
     one trailing newline (\\n or \\r\\n) is removed. The value is never accepted as an argument.
     --env stores it for that environment (creating the environment in the file if needed).
+
+    --command records a command in [secret_commands] of the project file instead: it runs (no
+    shell) each time the value is needed and its output, minus one trailing newline, is the
+    value. --aws-rds-iam, --gcp-cloudsql-iam and --azure-entra record a cloud CLI that prints a
+    short-lived token for the resolved host, port and user (TLS required). A command added here
+    is approved on this machine at once; one that came with the repository needs
+    pgconnect secret allow.
 
     Examples:
 
@@ -123,7 +182,17 @@ def put(
       printf '%s' "$PASSWORD" | pgconnect secret put DB_PASSWORD --env staging
 
       pgconnect secret put DB_URL < url.txt
+
+      pgconnect secret put DB_PASSWORD --command 'op read op://prod/db/password'
+
+      pgconnect secret put DB_PASSWORD --env prod --aws-rds-iam --region eu-west-1
     """
+    spec = _command_spec(
+        name, command, aws_rds_iam, region, gcp_cloudsql_iam, azure_entra, timeout, ctx_.args
+    )
+    if spec is not None:
+        _put_command(name, spec, config, env)
+        return
     if ctx_.args:
         # Not Click's "unexpected extra argument (…)": that would echo the value back.
         # Neither argument is quoted: either may be the value (secret put VALUE NAME).
@@ -139,11 +208,104 @@ def put(
     value = _read_value(name)
     changes.check_value(name, value.reveal())
     store = common.open_store()
-    service = changes.put(ctx.project, ctx.env, name, value, store)
+    service, replaced_command = changes.put(ctx.project, ctx.env, name, value, store)
     common.note(
         f"stored {name} in the {_label(store)} (service {service}) and declared it in "
         f"{_where(ctx.env)} of {ctx.project.path}"
     )
+    if replaced_command:
+        common.note(f"replaced {name}'s command in {secret_command.where(ctx.env)}")
+
+
+def _command_spec(
+    name: str,
+    command: str | None,
+    aws: bool,
+    region: str | None,
+    gcp: bool,
+    azure: bool,
+    timeout: float | None,
+    extra: list[str],
+) -> secret_command.CommandSpec | None:
+    """What --command / a preset flag asks for (None: a value to store), checked as the file's
+    reader would check it."""
+    chosen = [
+        flag
+        for flag, on in (
+            ("--command", command is not None),
+            ("--aws-rds-iam", aws),
+            ("--gcp-cloudsql-iam", gcp),
+            ("--azure-entra", azure),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} cannot be combined; give one")
+    if not chosen:
+        if region is not None:
+            raise UsageError("--region goes with --aws-rds-iam")
+        if timeout is not None:
+            raise UsageError("--timeout goes with --command or a preset (--aws-rds-iam, …)")
+        return None
+    if extra:
+        # `--command op read x` without quotes: the rest arrived as extra words.
+        raise UsageError(
+            f"unexpected word(s) after the command: {' '.join(extra)}",
+            hint="quote the whole command: --command 'op read op://vault/item/password'",
+        )
+    if region is not None and not aws:
+        raise UsageError("--region goes with --aws-rds-iam")
+    try:
+        wait = secret_command.check_timeout(
+            "--timeout", secret_command.DEFAULT_TIMEOUT_S if timeout is None else timeout
+        )
+        if command is not None:
+            try:
+                argv = secret_command.split_command(command)
+            except ValueError as exc:
+                raise UsageError(f"--command: {exc}; nothing was changed") from None
+            return secret_command.CommandSpec(argv=argv, timeout=wait)
+        preset = "aws-rds-iam" if aws else "gcp-cloudsql-iam" if gcp else "azure-entra"
+        secret_command.check_preset_name(name)
+        if region is not None:
+            secret_command.check_region("--region", preset, region)
+        return secret_command.CommandSpec(preset=preset, region=region, timeout=wait)
+    except ConfigError as exc:
+        raise UsageError(f"{exc.message}; nothing was changed", hint=exc.hint) from None
+
+
+def _put_command(
+    name: str, spec: secret_command.CommandSpec, config: str | None, env: str | None
+) -> None:
+    """Record NAME's command in the project file, declare NAME, approve it on this machine."""
+    from pgconnect import approval
+
+    ctx = common.load(config, env, env_may_be_new=True)
+    changes.check_name(name)
+    changes.check_no_var(ctx.project, name, ctx.env)
+    odd = secret_command.shell_words(spec.argv)
+    if odd:
+        common.warn(
+            f"the command runs without a shell: {', '.join(repr(w) for w in odd)} will reach "
+            f"{spec.program} as plain argument(s); for a pipeline, make it explicit: "
+            "--command 'sh -c \"…\"'"
+        )
+    with projectfile.edit(ctx.project.path) as editor:
+        previous = editor.command(name, ctx.env)
+        editor.declare_secret(name, ctx.env)
+        editor.set_secret_command(name, ctx.env, spec.to_toml())
+    # Added by this machine's user: approved at once (a repository's command needs `allow`).
+    approval.approve([approval.subject(ctx.project.path, ctx.env, name, spec.template())])
+    verb = "replaced the command for" if previous is not None else "bound"
+    common.note(
+        f"{verb} {name} in {secret_command.where(ctx.env)} of {ctx.project.path}: "
+        f"{spec.shown()}; approved on this machine"
+    )
+    if spec.is_token:
+        common.note(
+            "the token is made for the resolved host, port and user each time; it needs TLS "
+            "(sslmode require or stronger)"
+        )
 
 
 @secret_app.command("list")
@@ -163,14 +325,39 @@ def list_(
 
       pgconnect secret list --env staging --json
     """
+    from pgconnect import approval
+
     ctx = common.load(config, env)
     declared = ctx.project.declared_secrets(ctx.env)
-    store: SecretStore | None = common.open_store() if declared else None
+    opened: list[SecretStore] = []  # the keyring is opened only for a secret it holds
     rows: list[dict[str, object]] = []
+    shown: dict[int, str] = {}  # row index -> where, for the text form
     for name, decl_env in declared:
-        assert store is not None
+        spec = ctx.project.command_for(name, decl_env)
+        if spec is not None:
+            item = approval.subject(ctx.project.path, decl_env, name, spec.template())
+            ok = approval.is_approved(item)
+            shown[len(rows)] = f"command:{secret_command.where(decl_env)} {spec.shown()}" + (
+                "" if ok else f"  (run: {secret_command.allow_line(ctx.project.path, decl_env)})"
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "env": decl_env,
+                    "set": True,
+                    "store": "command",
+                    "approved": ok,
+                    "command": list(spec.template()),
+                    "preset": spec.preset,
+                }
+            )
+            continue
+        if not opened:
+            opened.append(common.open_store())
+        store = opened[0]
         service = service_name(ctx.project.name, decl_env)
         is_set = store.get(service, name) is not None
+        shown[len(rows)] = f"{store.kind}:{service}"
         rows.append({"name": name, "env": decl_env, "set": is_set, "store": store.kind})
     if json_out:
         common.out(json.dumps(rows, ensure_ascii=False))
@@ -179,11 +366,77 @@ def list_(
         common.note("no secrets declared; add one with: pgconnect secret put DB_PASSWORD")
         return
     width = max(len(str(r["name"])) for r in rows)
-    for r in rows:
-        decl_env = r["env"] if isinstance(r["env"], str) else None
-        state = "set" if r["set"] else "not set"
-        service = service_name(ctx.project.name, decl_env)
-        common.out(f"{str(r['name']).ljust(width)}  {state.ljust(7)}  {r['store']}:{service}")
+    states = [
+        ("approved" if r["approved"] else "not approved")
+        if r["store"] == "command"
+        else ("set" if r["set"] else "not set")
+        for r in rows
+    ]
+    state_width = max(len(st) for st in states)
+    for i, r in enumerate(rows):
+        common.out(f"{str(r['name']).ljust(width)}  {states[i].ljust(state_width)}  {shown[i]}")
+
+
+@secret_app.command("allow")
+def allow(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Approve only this secret's command.",
+            autocompletion=_complete_command_secret,
+            metavar="[NAME]",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    env: EnvOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Approve, on this machine, the secret commands the project file holds.
+
+    A command in pgconnect.toml came with the repository: it runs only once you approved it.
+    This shows each command of the selected environment (and of the base) and records its
+    approval (a hash of the file's real path, the environment, the name and the command) in
+    your data folder, outside the repository. Moving the project or changing the command asks
+    again.
+
+    Examples:
+
+      pgconnect secret allow
+
+      pgconnect secret allow --env prod DB_PASSWORD
+    """
+    from pgconnect import approval
+
+    ctx = common.load(config, env)
+    found = [
+        (decl_name, decl_env, spec)
+        for decl_name, decl_env in ctx.project.declared_secrets(ctx.env)
+        if (spec := ctx.project.command_for(decl_name, decl_env)) is not None
+        and (name is None or decl_name == name)
+    ]
+    if name is not None and not found:
+        raise ConfigError(
+            f"{name} has no command in {secret_command.where(ctx.env)}"
+            + ("" if ctx.env is None else " or [secret_commands]")
+            + f" of {ctx.project.path}"
+        )
+    if not found:
+        common.note(f"no secret commands in {ctx.project.path}; nothing to approve")
+        return
+    items = []
+    for decl_name, decl_env, spec in found:
+        item = approval.subject(ctx.project.path, decl_env, decl_name, spec.template())
+        was = approval.status(item)
+        items.append(item)
+        state = {
+            approval.APPROVED: " (already approved)",
+            approval.CHANGED: " (changed since approved)",
+            approval.MOVED: " (approved elsewhere, not for this file)",
+        }.get(was, "")
+        common.note(f"{decl_name} ({secret_command.where(decl_env)}){state}: {spec.shown()}")
+    approval.approve(items)
+    count = f"{len(items)} command" + ("s" if len(items) != 1 else "")
+    common.note(f"approved {count} of {ctx.project.path} on this machine")
 
 
 @secret_app.command("delete")
@@ -215,6 +468,22 @@ def delete(
             hint=f"pass --yes: pgconnect secret delete {name} --yes"
             + (f" --env {ctx.env}" if ctx.env else ""),
         )
+    if ctx.project.command_for(name, ctx.env) is not None:
+        # Nothing of it is in the store: the command and the declaration go, the keyring is not
+        # opened.
+        if not yes and not typer.confirm(
+            f"Delete {name}'s command from {secret_command.where(ctx.env)} and its declaration?",
+            default=False,
+            err=True,
+        ):
+            raise CommandError("nothing was deleted")
+        with projectfile.edit(ctx.project.path) as editor:
+            editor.remove_secret_command(name, ctx.env)
+            editor.undeclare_secret(name, ctx.env)
+        common.note(
+            f"deleted {name} (its command in {secret_command.where(ctx.env)} and declaration)"
+        )
+        return
     store = common.open_store()
     if not declared and store.get(service, name) is None:
         raise ConfigError(f"{name} is not a secret in {_where(ctx.env)} of {ctx.project.path}")

@@ -99,7 +99,7 @@ def run(fmt: Format, reveal: bool, config: str | None, env: str | None) -> None:
         from pgconnect.api import resolve_settings
 
         resolution = resolve_settings(ctx.project, ctx.env, _MaskingStore, connection_only=True)
-    connect_params = resolution.connect_params()
+    connect_params = resolution.connect_params(reveal=reveal)
     if fmt is Format.env:
         _, dropped = connstr.env_vars(connect_params)
         if dropped:
