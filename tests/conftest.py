@@ -375,7 +375,7 @@ _AMBIENT = (
     else None
 )
 _AMBIENT_RUNTIME = os.environ.get("XDG_RUNTIME_DIR", "")
-_AMBIENT_HOME = os.environ.get("PGCONNECT_TEST_KEYRING_HOME", "")
+_AMBIENT_HOME = os.environ.get("HOME", "")  # secret-tool talks D-Bus only; any HOME will do
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,7 @@ def check(
         raise UsageError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
     ctx = common.load(config, env)
     resolution = ctx.resolve(connection_only=True)
+    common.refuse_libpq_defaults(resolution)
     effective = resolution.get("sslmode") or "prefer"
     if sslmode == ALL:
         modes: tuple[str, ...] = params.SSLMODES
@@ -93,6 +94,7 @@ def check(
     with common.progress(f"checking {what} (up to {timeout:g} s)"):
         report = probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)
 
+    _sandbox_hint(ctx, report)
     for warning in report.warnings:
         common.warn(_safe(warning))
     if json_out:
@@ -104,6 +106,19 @@ def check(
     code = report.exit_code(decisive)
     if code:
         raise typer.Exit(int(code))
+
+
+def _sandbox_hint(ctx: common.Context, report: Report) -> None:
+    """A password the sandbox rejected: nobody knows its password, so the hint is the command
+    that sets a new one, not `secret put`."""
+    from pgconnect import sandbox
+    from pgconnect.errors import ExitCode
+
+    for r in report.results:
+        if r.exit_code == ExitCode.REJECTED and "password authentication failed" in (r.error or ""):
+            hint = sandbox.password_hint(ctx.project, ctx.env)
+            if hint:
+                r.hint = hint
 
 
 # --------------------------------------------------------------------------- rendering

@@ -228,6 +228,19 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+def refuse_libpq_defaults(resolution: Resolution, *, warn_only: bool = False) -> None:
+    """Base environment with nothing to connect to, in a project with a sandbox: stop (or warn)
+    with the same command line and ``-e sandbox`` as the hint (pgconnect.fresh)."""
+    from pgconnect.fresh import target_problem
+
+    problem = target_problem(resolution, sys.argv[1:])
+    if problem is None:
+        return
+    if not warn_only:
+        raise problem
+    warn(f"{problem.message}; {problem.hint}")
+
+
 def require_env_exists(ctx: Context) -> None:
     if ctx.env is not None and ctx.env not in ctx.project.envs:
         raise ConfigError(f"no environment {ctx.env!r} in {ctx.project.path}")

@@ -187,8 +187,16 @@ def put(
         editor.declare_secret(name, ctx.env)
         undo.remember(name)
         store.set(service, name, value)
+    previous = undo.previous[-1][1] if undo.previous else None
+    if previous is None:
+        verb = "stored"
+    elif previous == value:
+        verb = "stored (the same value was already there)"
+    else:
+        # Said every time, so a script that overwrote the wrong environment's value can tell.
+        verb = "replaced"
     common.note(
-        f"stored {name} in the {_label(store)} (service {service}) and declared it in "
+        f"{verb} {name} in the {_label(store)} (service {service}) and declared it in "
         f"{_where(ctx.env)} of {ctx.project.path}"
     )
 
@@ -341,7 +349,9 @@ def bulk(
             undo.remember(name)
             if value is not None:
                 store.set(service, name, Secret(value))
-                done.append((name, "set"))
+                before = undo.previous[-1][1]
+                replaced = before is not None and before.reveal() != value
+                done.append((name, "replaced" if replaced else "set"))
             else:
                 removed = store.delete(service, name)
                 done.append((name, "deleted" if removed else "absent"))
@@ -351,7 +361,7 @@ def bulk(
         if done:
             with undo.unless_recorded(), projectfile.edit(ctx.project.path) as editor:
                 for name, what in done:
-                    if what == "set":
+                    if what in ("set", "replaced"):
                         editor.declare_secret(name, ctx.env)
                     else:
                         editor.undeclare_secret(name, ctx.env)
