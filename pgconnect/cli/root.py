@@ -26,8 +26,9 @@ COMMANDS = {
     "check": "check",
     "query": "query",
     "sandbox": "sandbox",
+    "keyring": "keyring",
 }
-MODULES = ("project", "secret", "connect", "check", "query", "sandbox")
+MODULES = ("project", "secret", "connect", "check", "query", "sandbox", "keyring")
 
 
 def _version(value: bool) -> None:

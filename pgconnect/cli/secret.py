@@ -218,15 +218,24 @@ def list_(
 
       pgconnect secret list --env staging --json
     """
+    from pgconnect.headless import ReadOnlyStore, Unread
+
     ctx = common.load(config, env)
     declared = ctx.project.declared_secrets(ctx.env)
-    store: SecretStore | None = common.open_store() if declared else None
+    # Whether a secret is set needs no value: a store that cannot be reached (no D-Bus session,
+    # locked) is reported per secret ("set": null) with one warning, not exit 4.
+    store = ReadOnlyStore(common.open_store)
     rows: list[dict[str, object]] = []
     for name, decl_env in declared:
-        assert store is not None
         service = service_name(ctx.project.name, decl_env)
-        is_set = store.get(service, name) is not None
+        got = store.get(service, name)
+        is_set = None if isinstance(got, Unread) else got is not None
         rows.append({"name": name, "env": decl_env, "set": is_set, "store": store.kind})
+    if store.error is not None:
+        common.warn(
+            f"{store.error.message}; whether each secret is set is unknown"
+            + (f"\nhint: {store.error.hint}" if store.error.hint else "")
+        )
     if json_out:
         common.out(json.dumps(rows, ensure_ascii=False))
         return
@@ -236,7 +245,7 @@ def list_(
     width = max(len(str(r["name"])) for r in rows)
     for r in rows:
         decl_env = r["env"] if isinstance(r["env"], str) else None
-        state = "set" if r["set"] else "not set"
+        state = "set" if r["set"] else "unknown" if r["set"] is None else "not set"
         service = service_name(ctx.project.name, decl_env)
         common.out(f"{str(r['name']).ljust(width)}  {state.ljust(7)}  {r['store']}:{service}")
 
