@@ -71,7 +71,11 @@ def test_secret_bulk_says_which_values_it_replaced(
     env = keyring_session.environ()
     assert cli("secret", "put", "API_TOKEN", input=SENTINEL, env=env).returncode == 0
     result = cli(
-        "secret", "bulk", "-", input=json.dumps({"API_TOKEN": OTHER, "NEW_TOKEN": SENTINEL}), env=env
+        "secret",
+        "bulk",
+        "-",
+        input=json.dumps({"API_TOKEN": OTHER, "NEW_TOKEN": SENTINEL}),
+        env=env,
     )
     assert result.returncode == 0, result
     lines = result.stderr.splitlines()
@@ -92,7 +96,7 @@ def test_missing_secrets_are_one_warning_naming_each_place(
         servers.tls_on,
         isolated,
         name=_name(),
-        extra=['[env.staging]', 'secrets = ["DB_PASSWORD"]'],
+        extra=["[env.staging]", 'secrets = ["DB_PASSWORD"]'],
     )
     path = isolated / "pgconnect.toml"
     path.write_text('secrets = ["API_TOKEN", "OTHER_TOKEN"]\n' + path.read_text())
@@ -172,9 +176,7 @@ def test_percent_and_placeholder_in_one_statement(cli: Any, tls_project: dict[st
 # --------------------------------------------------------------------------- libpq's default host
 
 
-def test_unset_db_host_says_libpq_default_not_db_host_is_a_socket(
-    cli: Any, isolated: Path
-) -> None:
+def test_unset_db_host_says_libpq_default_not_db_host_is_a_socket(cli: Any, isolated: Path) -> None:
     """No DB_HOST anywhere and no sandbox: libpq's defaults are legitimate; check says that they
     apply, not that DB_HOST (which nobody set) is a Unix socket."""
     write_project(isolated, f'name = "{_name()}"\n[vars]\nDB_PORT = "1"\n')

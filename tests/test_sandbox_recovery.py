@@ -238,7 +238,8 @@ def test_used_by_line_in_a_fresh_project_names_e_sandbox(box: Box) -> None:
     # exec's command may not connect at all: a warning, and the command runs.
     exec_ = box.cli("exec", "--", "true")
     assert exec_.returncode == 0, exec_
-    assert "warning:" in exec_.stderr and "pgconnect exec -e sandbox -- true" in exec_.stderr
+    assert "warning:" in exec_.stderr
+    assert "pgconnect exec -e sandbox -- true" in exec_.stderr
     # PGCONNECT_ENV, as the hint says, makes the plain line work.
     chosen = box.cli("check", "--sslmode", "require", env={"PGCONNECT_ENV": "sandbox"})
     assert chosen.returncode == 0, chosen
