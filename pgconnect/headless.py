@@ -204,7 +204,17 @@ def _wait_unlocked(address: str, daemon: subprocess.Popen[bytes], home: Path | N
                 f"the Secret Service did not come up within {READY_DEADLINE_S:g} s"
             )
         assert conn is not None
-        if _default_locked(conn):
+        # --unlock makes (or opens) the login keyring and names it the default collection; a
+        # request before that would make the keyring library create one, which needs a prompt.
+        locked = _default_locked(conn)
+        while locked is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            locked = _default_locked(conn)
+        if locked is None:
+            raise KeyringSessionError(
+                f"gnome-keyring made no login keyring within {READY_DEADLINE_S:g} s"
+            )
+        if locked:
             where = f" in {home}" if home is not None else ""
             raise KeyringSessionError(
                 f"the keyring{where} did not unlock: the password is not its password",
@@ -230,9 +240,9 @@ def _has_owner(conn: object, name: str) -> bool:
     return bool(reply.body[0])
 
 
-def _default_locked(conn: object) -> bool:
-    """Is the default collection (gnome-keyring's login keyring) locked? A keyring that has no
-    default collection yet is not: it is created, unlocked, on first use."""
+def _default_locked(conn: object) -> bool | None:
+    """Is the default collection (gnome-keyring's login keyring) locked? None while there is
+    no default collection yet."""
     from jeepney import DBusAddress, new_method_call
 
     service = DBusAddress(
@@ -243,7 +253,7 @@ def _default_locked(conn: object) -> bool:
     )
     path = reply.body[0] if reply.body else "/"
     if path == "/":
-        return False
+        return None
     props = DBusAddress(path, SECRETS_BUS_NAME, "org.freedesktop.DBus.Properties")
     reply = conn.send_and_get_reply(  # type: ignore[attr-defined]
         new_method_call(props, "Get", "ss", ("org.freedesktop.Secret.Collection", "Locked")),
@@ -291,10 +301,13 @@ class ReadOnlyStore:
     def get(self, service: str, name: str) -> Secret | None:
         if self.error is not None and name not in self.needed:
             return Unread()
+        store = self._open()  # a store that cannot even be chosen is an error as usual
         try:
-            return self._open().get(service, name)
+            return store.get(service, name)
         except SecretStoreError as exc:
-            if name in self.needed:
+            # Only the keyring's reach is forgiven: the opt-in file store refusing an unsafe
+            # file (or an unreadable one) stays an error, as libpq refuses such a .pgpass.
+            if name in self.needed or store.kind != "keyring":
                 raise
             self.error = exc
             return Unread()

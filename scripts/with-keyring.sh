@@ -28,11 +28,16 @@ printf '%s' "pgconnect-$$-$RANDOM" | HOME="$work/home" XDG_DATA_HOME="$work/home
     XDG_RUNTIME_DIR="$work/run" gnome-keyring-daemon --foreground --unlock --components=secrets \
     >/dev/null 2>&1 &
 daemon_pid=$!
-# Wait until the Secret Service answers on the bus (the daemon registers its name when ready).
-for _ in $(seq 1 200); do
+# Wait until the Secret Service answers on the bus (the daemon registers its name when ready)
+# and its login keyring is the default collection (asked only once the name is owned, so that
+# D-Bus never activates a second, locked daemon).
+for _ in $(seq 1 300); do
     if dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
         org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null |
-        grep -q 'boolean true'; then
+        grep -q 'boolean true' &&
+        dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets \
+            org.freedesktop.Secret.Service.ReadAlias string:default 2>/dev/null |
+        grep -q '/collection/'; then
         break
     fi
     sleep 0.05

@@ -351,6 +351,17 @@ def start_keyring_session(folder: Path, password: str = "login-keyring-pw") -> K
         if probe.returncode in (0, 1) and "not provided" not in probe.stderr:
             break
         time.sleep(0.1)
+    # ... and until --unlock has made the login keyring the default collection: a first store
+    # before that makes the keyring library create a collection, which needs a prompt (and on a
+    # busy machine fails as "Prompt dismissed").
+    alias = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.secrets",
+             "/org/freedesktop/secrets", "org.freedesktop.Secret.Service.ReadAlias",
+             "string:default"]  # fmt: skip
+    while time.monotonic() < deadline:
+        reply = subprocess.run(alias, capture_output=True, text=True, env=env, timeout=10)
+        if "/collection/" in reply.stdout:
+            break
+        time.sleep(0.05)
     return session
 
 
