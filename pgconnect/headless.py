@@ -68,6 +68,21 @@ def missing_programs() -> list[str]:
     return [p for p in PROGRAMS if shutil.which(p) is None]
 
 
+RUN_PREFIX = "pgconnect-keyring-run-"
+#: gnome-keyring's control socket is <runtime>/keyring/control, and a Unix socket path holds at
+#: most 107 bytes (sun_path): a long $TMPDIR would make the daemon give up at start.
+_SOCKET_PATH_MAX = 100
+
+
+def _short_tmp() -> str:
+    """The temp folder, unless the socket path under it would be too long: then /tmp."""
+    base = tempfile.gettempdir()
+    longest = os.path.join(base, RUN_PREFIX + "x" * 8, "keyring", "control")
+    if len(longest.encode()) <= _SOCKET_PATH_MAX or not os.path.isdir("/tmp"):
+        return base
+    return "/tmp"
+
+
 @dataclass
 class _Daemons:
     processes: list[subprocess.Popen[bytes]]
@@ -124,7 +139,7 @@ def keyring_session(password: Secret, *, persistent: bool) -> Iterator[dict[str,
         )
     daemons = _Daemons([], [])
     try:
-        runtime = Path(tempfile.mkdtemp(prefix="pgconnect-keyring-run-"))
+        runtime = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=_short_tmp()))
         daemons.folders.append(runtime)
         if persistent:
             home = persistent_folder()

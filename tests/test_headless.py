@@ -66,7 +66,10 @@ def _gone(address: str, seconds: float = 10) -> bool:
 def _run_folders() -> set[str]:
     import tempfile
 
-    return {p.name for p in Path(tempfile.gettempdir()).glob("pgconnect-keyring-run-*")}
+    found: set[str] = set()
+    for base in {tempfile.gettempdir(), "/tmp"}:
+        found |= {str(p) for p in Path(base).glob("pgconnect-keyring-run-*")}
+    return found
 
 
 # --------------------------------------------------------------------------- keyring run
@@ -172,6 +175,20 @@ def test_keyring_run_without_the_daemons_is_exit_4_with_the_install_command(
     assert result.returncode == 4, result
     assert "needs dbus-daemon and gnome-keyring-daemon" in result.stderr
     assert "hint: install it: sudo apt-get install dbus-daemon gnome-keyring" in result.stderr
+
+
+def test_keyring_run_under_a_long_tmpdir(cli: Any, isolated: Path, tmp_path: Path) -> None:
+    """gnome-keyring's control socket lives in the run's folder; a $TMPDIR too long for a Unix
+    socket path (107 bytes) must not make the daemon give up."""
+    write_project(isolated, f'name = "{_name()}"\n')
+    deep = tmp_path / ("long-" * 12) / ("tmpdir-" * 6)
+    deep.mkdir(parents=True)
+    result = cli(
+        "keyring", "run", "--", sys.executable, "-m", "pgconnect", "secret", "list",
+        env={"TMPDIR": str(deep)},
+    )  # fmt: skip
+    assert result.returncode == 0, result
+    assert list(deep.iterdir()) == []
 
 
 def test_keyring_run_needs_a_command(cli: Any) -> None:
