@@ -45,6 +45,7 @@ FORWARDED = (
 SI_KERNEL = 0x80
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NODE_EXTRA_CA_CERTS = "NODE_EXTRA_CA_CERTS"
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Handoff:
     passfile: Path | None = None
     #: keywords libpq reads from no environment variable: the child cannot see them.
     dropped: list[str] = field(default_factory=list)
+    #: NODE_EXTRA_CA_CERTS the user had set and pgconnect kept instead of the connection's CA.
+    kept_node_ca: str | None = None
 
 
 def passfile_line(password: str) -> str:
@@ -132,7 +135,54 @@ def child_environ(
         if not ENV_NAME.fullmatch(name):
             raise UsageError(f"--url-var {name!r} is not an environment variable name")
         env[name] = url
-    return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}))
+    kept = _node_extra_ca(env, connect_params.get("sslrootcert"))
+    return Handoff(environ=env, dropped=sorted(set(dropped) - {"password"}), kept_node_ca=kept)
+
+
+def _node_extra_ca(env: dict[str, str], sslrootcert: str | None) -> str | None:
+    """Make node tools (node-postgres, ``wrangler dev``'s workerd) trust the connection's root CA
+    as libpq does, through NODE_EXTRA_CA_CERTS.
+
+    Node reads one file. When the user already names another one (many images set it to the
+    system bundle), the child gets a bundle of both — their trust is kept, never replaced. The
+    bundle holds only public certificates; it lives in the user's cache folder, named by its
+    content, so there is nothing to clean up. Returns the user's file when it could not be read
+    (then it is left as it was).
+    """
+    if not sslrootcert or sslrootcert == "system":
+        return None  # "system" is libpq's word for the OS's CAs, which node trusts already
+    ca = os.path.abspath(sslrootcert)
+    current = env.get(NODE_EXTRA_CA_CERTS)
+    if not current or os.path.abspath(current) == ca:
+        env[NODE_EXTRA_CA_CERTS] = ca
+        return None
+    try:
+        bundle = _ca_bundle(Path(current).read_bytes(), Path(ca).read_bytes())
+    except OSError:
+        return current
+    env[NODE_EXTRA_CA_CERTS] = str(bundle)
+    return None
+
+
+def _ca_bundle(*parts: bytes) -> Path:
+    import hashlib
+
+    data = b"".join(p if p.endswith(b"\n") else p + b"\n" for p in parts)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pgconnect"
+    path = cache / f"node-ca-{hashlib.sha256(data).hexdigest()[:32]}.pem"
+    if not path.is_file() or path.read_bytes() != data:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".node-ca-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return path
 
 
 #: Linux has sigwaitinfo (it tells a terminal's signal from a process's); macOS has not.

@@ -34,10 +34,16 @@ ENV_ENV = "PGCONNECT_ENV"
 
 @dataclass(frozen=True)
 class Environment:
-    """One ``[env.<name>]`` section: its variables and its declared secrets."""
+    """One ``[env.<name>]`` section: its variables and its declared secrets.
+
+    ``inherit_vars = false`` makes the environment see only its own variables, not ``[vars]``:
+    wrangler's environments work that way, and ``init --from-wrangler`` writes it where an
+    environment lacks a base variable, so each environment gets exactly what wrangler gives it.
+    """
 
     vars: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    inherit_vars: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,12 @@ class Project:
         """Raise ConfigError if ENV is named but the file has no such environment."""
         if env is not None and env not in self.envs:
             raise no_env_error(self.path, env, self.envs)
+
+    def base_vars(self, env: str | None) -> dict[str, str]:
+        """The ``[vars]`` the selection inherits: none for an environment with inherit_vars = false."""
+        if env is not None and env in self.envs and not self.envs[env].inherit_vars:
+            return {}
+        return self.vars
 
     def declared_secrets(self, env: str | None) -> list[tuple[str, str | None]]:
         """(name, env) of each secret the selection declares: the env's own, then the base's."""
@@ -195,18 +207,24 @@ def _validate(path: Path, doc: Mapping[str, Any]) -> Project:
             raise ConfigError(f"{path}: [env.{env_name}] must be a table")
         check_env_name(env_name, path)
         for key in table:
-            if key not in ("vars", "secrets"):
+            if key not in ("vars", "secrets", "inherit_vars"):
                 raise ConfigError(
-                    f"{path}: unknown key {key!r} in [env.{env_name}] (expected vars, secrets)"
+                    f"{path}: unknown key {key!r} in [env.{env_name}] "
+                    "(expected vars, secrets, inherit_vars)"
                 )
+        inherit = table.get("inherit_vars", True)
+        if not isinstance(inherit, bool):
+            raise ConfigError(f"{path}: [env.{env_name}] inherit_vars must be true or false")
         envs[env_name] = Environment(
             vars=_var_table(path, table.get("vars", {}), f"[env.{env_name}.vars]"),
             secrets=tuple(_secret_list(path, table.get("secrets", []), f"env.{env_name}.secrets")),
+            inherit_vars=inherit,
         )
     # [vars] first, so a mismatch there is reported there and not in the first environment.
     _check_host_ports(path, base, "[vars]")
     for env_name, env in envs.items():
-        _check_host_ports(path, {**base, **env.vars}, f"[env.{env_name}.vars]")
+        inherited = base if env.inherit_vars else {}
+        _check_host_ports(path, {**inherited, **env.vars}, f"[env.{env_name}.vars]")
     return Project(path=path, name=name, secrets=tuple(secrets), vars=base, envs=envs)
 
 
@@ -390,6 +408,18 @@ class Editor:
             self._env_table(env, create=True)
             self.changed = True
 
+    def set_inherit_vars(self, env: str, inherit: bool) -> None:
+        """Write ``inherit_vars`` for ENV (only ``false`` is written: true is the default)."""
+        table = self._env_table(env, create=True)
+        assert table is not None
+        if inherit:
+            if "inherit_vars" in table:
+                del table["inherit_vars"]
+                self.changed = True
+        elif table.get("inherit_vars") is not False:
+            table["inherit_vars"] = False
+            self.changed = True
+
     # -- secret declarations
 
     def _secret_array(self, env: str | None, create: bool) -> Any:
@@ -550,10 +580,13 @@ def remove_stale_temporaries(path: Path) -> list[str]:
     return removed
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int | None = None, private: bool = False
+) -> None:
     """Write DATA to PATH atomically: temp file in the same folder, fsync, rename, fsync folder.
 
-    Keeps an existing file's mode (and owner, when permitted). Refuses a read-only file even when
+    Keeps an existing file's mode (and owner, when permitted) — unless PRIVATE, which always
+    writes 0600 and the caller's owner (a file holding secrets). Refuses a read-only file even when
     running as root, who would otherwise replace it silently. Leaves no temporary file on failure.
     """
     folder = path.parent
@@ -568,6 +601,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
                 hint=f"make it writable first: chmod u+w {path}",
             )
         mode = stat.S_IMODE(st.st_mode)
+    if private:
+        mode, st = 0o600, None
     elif mode is None:
         umask = os.umask(0)
         os.umask(umask)

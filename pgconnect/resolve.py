@@ -154,11 +154,12 @@ def resolve_values(
     """
     project.check_env(env)
     env_vars = project.envs[env].vars if env is not None else {}
+    base_vars = project.base_vars(env)
     declared = project.declared_secrets(env)
     declared_names = {n for n, _ in declared}
 
     for n in declared_names:
-        where = [t for t, table in ((file_source(None), project.vars),) if n in table]
+        where = [t for t, table in ((file_source(None), base_vars),) if n in table]
         if n in env_vars:
             where.append(file_source(env))
         if where:
@@ -167,7 +168,7 @@ def resolve_values(
                 hint=f"remove one: pgconnect var unset {n}, or pgconnect secret delete {n}",
             )
 
-    candidates = set(project.vars) | set(env_vars) | declared_names
+    candidates = set(base_vars) | set(env_vars) | declared_names
     candidates |= {k for k in environ if params.is_connection_name(k)}
     if names is not None:
         candidates &= names
@@ -217,12 +218,12 @@ def resolve_values(
                 if got is not None:
                     value = Value(name, got, f"secret:{service}")
                     break
-            if value is None and name not in env_vars and name not in project.vars:
+            if value is None and name not in env_vars and name not in base_vars:
                 missing.append(name)
         if value is None and name in env_vars:
             value = Value(name, env_vars[name], file_source(env))
-        if value is None and name in project.vars:
-            value = Value(name, project.vars[name], file_source(None))
+        if value is None and name in base_vars:
+            value = Value(name, base_vars[name], file_source(None))
         if value is not None:
             out[name] = value
     return out, missing
@@ -254,7 +255,7 @@ def resolve(
     if connection_only:
         env_vars = project.envs[env].vars if env is not None and env in project.envs else {}
         every = (
-            set(project.vars)
+            set(project.base_vars(env))
             | set(env_vars)
             | {n for n, _ in project.declared_secrets(env)}
             | set(environ)

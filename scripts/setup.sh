@@ -50,7 +50,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# node-postgres for the cross-driver login tests (Node is optional; those tests need it).
+# node-postgres for the cross-driver login tests, and wrangler (pinned: 4.86.0 is the last
+# release for Node 20) with its dotenv readers for the Workers tests (Node is optional; those
+# tests need it). npm ci installs exactly the versions in package-lock.json.
 if have_cmd npm && [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules/pg ]; then
   (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+if have_cmd npm && [ ! -d tests/workers/node_modules/wrangler ]; then
+  (cd tests/workers && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) ||
+    echo "setup: npm could not install wrangler in tests/workers; the Workers tests will say so" >&2
 fi

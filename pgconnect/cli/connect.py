@@ -118,6 +118,12 @@ def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> 
             f"{argv[0]} will not get {'it' if len(prepared.dropped) == 1 else 'them'}"
             + ("" if url_var else " (--url-var passes a full URL)")
         )
+    if prepared.kept_node_ca is not None:
+        common.warn(
+            f"NODE_EXTRA_CA_CERTS names {prepared.kept_node_ca}, which cannot be read; kept it, "
+            "so node tools will not trust the connection's root CA "
+            f"({connect_params.get('sslrootcert')})"
+        )
     try:
         status = handoff.run(argv, prepared, password)
     except FileNotFoundError:

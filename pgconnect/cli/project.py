@@ -13,7 +13,7 @@ from pgconnect import params
 from pgconnect import project as projectfile
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
-from pgconnect.errors import ConfigError
+from pgconnect.errors import ConfigError, UsageError
 
 var_app = typer.Typer(
     help="""Project variables in pgconnect.toml ([vars] and [env.NAME.vars]).
@@ -64,6 +64,18 @@ def init(
             metavar="URL|-",
         ),
     ] = None,
+    from_wrangler: Annotated[
+        bool,
+        typer.Option(
+            "--from-wrangler",
+            help="Import vars, environments and secret names from wrangler.toml / wrangler.json"
+            " / wrangler.jsonc (FILE, or the first found in the current folder).",
+        ),
+    ] = False,
+    wrangler_file: Annotated[
+        str | None,
+        typer.Argument(help="The wrangler configuration for --from-wrangler.", metavar="[FILE]"),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     config: ConfigOpt = None,
     env: EnvOpt = None,
@@ -78,10 +90,25 @@ def init(
       pgconnect init --name billing
 
       printf '%s' "$DATABASE_URL" | pgconnect init --from-url -
+
+      pgconnect init --from-wrangler wrangler.jsonc
     """
     target = Path(config) if config else Path.cwd() / projectfile.FILENAME
     if target.is_dir():
         target = target / projectfile.FILENAME
+    if wrangler_file is not None and not from_wrangler:
+        raise UsageError(
+            f"unexpected argument {wrangler_file!r}",
+            hint=f"to import it: pgconnect init --from-wrangler {wrangler_file}",
+        )
+    if from_wrangler:
+        if from_url is not None or env is not None:
+            raise UsageError(
+                "--from-wrangler imports every environment of the file; "
+                "it takes neither --from-url nor --env"
+            )
+        _init_from_wrangler(target, name, wrangler_file, force)
+        return
     project_name = name or _default_name(target.parent)
     if from_url is not None:
         from pgconnect.cli import connect
@@ -90,6 +117,34 @@ def init(
         return
     projectfile.create(target, projectfile.initial_text(project_name), force=force)
     common.note(f"wrote {target} (project {project_name!r})")
+
+
+def _init_from_wrangler(target: Path, name: str | None, file: str | None, force: bool) -> None:
+    from pgconnect import export, wrangler
+
+    source = Path(file) if file else wrangler.find(Path.cwd())
+    doc = wrangler.read(source)
+    envs = doc.get("env") if isinstance(doc.get("env"), dict) else {}
+    local = export.local_secret_names(source.parent, envs or {})
+    plan = wrangler.plan(source, doc, local)
+    project_name = name or plan.name or _default_name(target.parent)
+    text = wrangler.project_text(plan, project_name)
+    projectfile.create(target, text, force=force)
+    for item in plan.skipped:
+        common.warn(f"not imported: {item}")
+    common.note(f"wrote {target} (project {project_name!r}) from {source}:")
+    common.note(f"  [vars]  {', '.join(plan.vars) or 'none'}")
+    for env_name, env in plan.envs.items():
+        inherit = (
+            "" if env.inherit_vars else " (inherit_vars = false: wrangler does not inherit vars)"
+        )
+        common.note(f"  [env.{env_name}.vars]  {', '.join(env.vars) or 'none'}{inherit}")
+    declared = [*plan.secrets] + [
+        f"{s} (env {e})" for e, env in plan.envs.items() for s in env.secrets
+    ]
+    if declared:
+        common.note(f"  secrets declared: {', '.join(declared)}")
+        common.note("  set each with: pgconnect secret put NAME [--env E]")
 
 
 def _default_name(folder: Path) -> str:
@@ -186,7 +241,7 @@ def var_list(
     from pgconnect.resolve import resolve_values
 
     env_vars = ctx.project.envs[ctx.env].vars if ctx.env else {}
-    names = set(ctx.project.vars) | set(env_vars)
+    names = set(ctx.project.base_vars(ctx.env)) | set(env_vars)
     values, _ = resolve_values(ctx.project, ctx.env, os.environ, None, names=names)
     if json_out:
         common.out(json.dumps({n: v.shown() for n, v in values.items()}, ensure_ascii=False))

@@ -26,9 +26,10 @@ COMMANDS = {
     "check": "check",
     "query": "query",
     "sandbox": "sandbox",
+    "export": "export",
     "keyring": "keyring",
 }
-MODULES = ("project", "secret", "connect", "check", "query", "sandbox", "keyring")
+MODULES = ("project", "secret", "connect", "export", "check", "query", "sandbox", "keyring")
 
 
 def _version(value: bool) -> None:
