@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,8 +98,12 @@ def chown_to(user: str | None, *paths: Path) -> None:
 
 
 def postmaster_alive(pid: int | None) -> bool:
-    """Is PID a live PostgreSQL server process (not a pid reused after a crash or reboot)?"""
-    if pid is None or pid <= 0:
+    """Is PID a live PostgreSQL server process (not a pid reused after a crash or reboot)?
+
+    A loose check, for clusters pgconnect made itself; before acting on a pid read from a folder
+    someone else may have written, use ``is_postmaster_of``.
+    """
+    if pid is None or pid <= 0 or pid > PID_MAX:
         return False
     try:
         os.kill(pid, 0)
@@ -114,6 +119,81 @@ def postmaster_alive(pid: int | None) -> bool:
         except OSError:
             return False
     return True
+
+
+#: Can a process's program, working directory and owner be read (Linux's /proc)?
+HAVE_PROC = os.path.isdir("/proc/self")
+
+#: Linux's largest pid (/proc/sys/kernel/pid_max can be at most 2^22).
+PID_MAX = 1 << 22
+
+
+def read_pid(datadir: Path) -> int | None:
+    """The first line of DATADIR/postmaster.pid: only from a regular file, no symlink followed
+    (O_NOFOLLOW; O_NONBLOCK so a FIFO planted there cannot hang us), at most 4 KiB read."""
+    try:
+        fd = os.open(datadir / "postmaster.pid", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    first = data.split(b"\n", 1)[0].strip()
+    if not first.isdigit() or len(first) > 8:
+        return None
+    pid = int(first)
+    return pid if 0 < pid <= PID_MAX else None
+
+
+def _proc_facts(pid: int) -> tuple[int, str, str, int] | None:
+    """(uid, program name, working directory, parent pid) of PID from /proc, or None."""
+    proc = f"/proc/{pid}"
+    try:
+        uid = os.stat(proc).st_uid
+        exe = os.readlink(f"{proc}/exe")
+        cwd = os.readlink(f"{proc}/cwd")
+        with open(f"{proc}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        ppid = int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    # After a package upgrade the running binary shows as ".../postgres (deleted)".
+    name = Path(exe.removesuffix(" (deleted)")).name
+    return uid, name, cwd, ppid
+
+
+def is_postmaster_of(pid: int | None, datadir: Path, uid: int | None) -> bool:
+    """Is PID the postmaster of the cluster in DATADIR, run by UID (None: any)?
+
+    A pid read from a postmaster.pid is data someone may have written. The postmaster changes to
+    its data directory at start (postmaster.c: ChangeToDataDir) and stays there, its program is
+    ``postgres``, and its parent is not a process of the same cluster (that would be a backend).
+    Without /proc (macOS, BSD) nothing can be proven: the loose ``postmaster_alive`` answers, and
+    callers must not signal the pid themselves (``HAVE_PROC``) but leave stopping to ``pg_ctl``.
+    """
+    if pid is None or pid <= 0 or pid > PID_MAX:
+        return False
+    if not HAVE_PROC:
+        return postmaster_alive(pid)
+    facts = _proc_facts(pid)
+    if facts is None:
+        return False
+    owner, name, cwd, ppid = facts
+    try:
+        want = os.path.realpath(datadir)
+    except OSError:
+        return False
+    if name not in ("postgres", "postmaster") or cwd != want:
+        return False
+    if uid is not None and owner != uid:
+        return False
+    parent = _proc_facts(ppid) if ppid > 1 else None
+    return parent is None or not (parent[1] in ("postgres", "postmaster") and parent[2] == want)
 
 
 @dataclass
@@ -254,7 +334,4 @@ class Cluster:
         return postmaster_alive(self.pid())
 
     def pid(self) -> int | None:
-        try:
-            return int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return read_pid(self.datadir)

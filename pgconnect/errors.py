@@ -21,7 +21,9 @@ class ExitCode(IntEnum):
     NETWORK = 5  # name not resolved, connection refused, timed out
     TLS = 6  # the sslmode's requirement not met
     REJECTED = 7  # authentication failed, no pg_hba entry, role or database does not exist
+    HANGUP = 129  # SIGHUP (128 + 1, as a shell reports a process the signal ended)
     INTERRUPTED = 130  # SIGINT
+    QUIT = 131  # SIGQUIT
     TERMINATED = 143  # SIGTERM
 
 
@@ -101,3 +103,15 @@ class Terminated(PgconnectError):
     """The process was asked to stop (SIGTERM, exit 143)."""
 
     exit_code = ExitCode.TERMINATED
+
+
+class HungUp(PgconnectError):
+    """The terminal hung up (SIGHUP, exit 129); a running query was cancelled."""
+
+    exit_code = ExitCode.HANGUP
+
+
+class Quit(PgconnectError):
+    """The user quit (SIGQUIT, exit 131); a running query was cancelled."""
+
+    exit_code = ExitCode.QUIT

@@ -9,6 +9,8 @@ The passfile is removed when the child ends, however it ends: pgconnect waits fo
 every forwarded signal blocked (``sigwaitinfo``), so SIGINT/SIGTERM/SIGHUP to pgconnect are passed
 on and pgconnect still outlives the child to clean up; if pgconnect itself is killed (SIGKILL, the
 OOM killer), a tiny watchdog shell in its own session notices the closed pipe and removes the file.
+The watchdog is started first, for a name chosen in advance, and only then is the file created
+under that name: there is no moment at which the file exists and nothing would remove it.
 
 Nothing here prints; the CLI reports.
 """
@@ -88,22 +90,29 @@ def _private_dir() -> str | None:
     return None
 
 
-def write_passfile(password: str, directory: str | None = None) -> Path:
-    """Create the temporary passfile: mkstemp (O_EXCL, mode 0600), written before anyone is told
-    its name."""
-    line = passfile_line(password)
-    fd, name = tempfile.mkstemp(
-        prefix="pgconnect-", suffix=".pgpass", dir=directory or _private_dir()
-    )
+def passfile_name(directory: str | None = None) -> Path:
+    """A name for the temporary passfile that nobody can guess (128 random bits)."""
+    import secrets
+
+    folder = directory or _private_dir() or tempfile.gettempdir()
+    return Path(folder) / f"pgconnect-{secrets.token_hex(16)}.pgpass"
+
+
+def write_passfile(path: Path, password: str) -> None:
+    """Create the passfile at PATH: O_EXCL | O_NOFOLLOW (nothing anyone prepared there is
+    written through), mode 0600, written in full before anyone is told its name."""
+    data = passfile_line(password).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, line.encode("utf-8"))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     except BaseException:
         os.close(fd)
-        os.unlink(name)
+        os.unlink(path)
         raise
     os.close(fd)
-    return Path(name)
 
 
 def child_environ(
@@ -212,16 +221,34 @@ def _start_watchdog(path: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 @contextlib.contextmanager
 def _passfile(handoff: Handoff, password: str | None) -> Iterator[None]:
-    """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it."""
+    """The passfile and its watchdog for the duration of the block; PGPASSFILE points at it.
+
+    The watchdog starts before the file exists (for the name chosen in advance): a SIGKILL at
+    any moment after the file is created still has something to remove it.
+    """
     watchdog: tuple[subprocess.Popen[bytes], int] | None = None
+    created = False
     try:
         if password is not None:
-            handoff.passfile = write_passfile(password)
-            handoff.environ[ENV_VARS["passfile"]] = str(handoff.passfile)
-            watchdog = _start_watchdog(handoff.passfile)
+            passfile_line(password)  # refuse an impossible password before starting anything
+            path = passfile_name()
+            watchdog = _start_watchdog(path)
+            try:
+                write_passfile(path, password)
+            except OSError as exc:
+                if isinstance(exc, FileExistsError):
+                    # Not ours (a 2^-128 chance, or someone prepared it): the watchdog must not
+                    # remove it, so it is killed rather than let go.
+                    watchdog[0].kill()
+                raise CommandError(
+                    f"cannot create the temporary passfile in {path.parent}: {exc.strerror}"
+                ) from None
+            created = True
+            handoff.passfile = path
+            handoff.environ[ENV_VARS["passfile"]] = str(path)
         yield
     finally:
-        if handoff.passfile is not None:
+        if created and handoff.passfile is not None:
             with contextlib.suppress(FileNotFoundError):
                 handoff.passfile.unlink()
         if watchdog is not None:

@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,12 +33,14 @@ from typing import Any
 
 from pgconnect import project as projectfile
 from pgconnect.cluster import (
+    HAVE_PROC,
     Cluster,
     can_reach,
     chown_to,
     find_bindir,
     free_port,
-    postmaster_alive,
+    is_postmaster_of,
+    read_pid,
     server_user,
 )
 from pgconnect.conninfo import redact
@@ -77,9 +80,9 @@ class State:
     port: int
     root: str  # the cluster's folder (owned by the server user); the data is in root/data
     data_dir: str
-    pid: int | None
+    pid: int | None  # shown by status only: the pid acted on is read from postmaster.pid
     server_user: str | None
-    bindir: str
+    bindir: str  # where start found the binaries; never used to run anything (see _cluster)
     ca_file: str
     in_project: bool  # False when the cluster lives under the system temp folder
     database: str
@@ -87,9 +90,15 @@ class State:
     started_at: str
 
     def cluster(self) -> Cluster:
+        """The cluster, driven with the machine's own server binaries: never a folder the state
+        file names (a cloned repository could name any program there)."""
         return Cluster(
-            root=Path(self.root), port=self.port, bindir=Path(self.bindir), user=self.server_user
+            root=Path(self.root), port=self.port, bindir=find_bindir(), user=self.server_user
         )
+
+    @property
+    def datadir(self) -> Path:
+        return Path(self.data_dir)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,21 +153,39 @@ def ca_path(project: Project, env: str) -> Path:
 
 
 def load_state(project: Project, env: str) -> State | None:
-    path = state_path(project, env)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The environment's sandbox state, validated (see ``pgconnect.sandbox_state``): a file that
+    does not hold is refused with exit 3 and never acted on."""
+    from pgconnect import sandbox_state
+
+    if not sandbox_state.check_state_dir(state_dir(project)):
         return None
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(raw)
-        return State(**data)
-    except (ValueError, TypeError):
-        raise CommandError(
-            f"{path} is not a sandbox state file pgconnect can read",
-            hint=f"if no sandbox runs for it, remove it: rm {path}",
-        ) from None
+    path = state_path(project, env)
+    data = sandbox_state.read_state_file(path)
+    if data is None:
+        return None
+    sandbox_state.validate(
+        data,
+        path=path,
+        env=env,
+        cluster_roots=_own_paths(project, env),
+        ca_files=_own_paths(project, f"{env}-ca.crt"),
+        temp_dirs=_temp_candidates(),
+        fields=list(State.__dataclass_fields__),
+        server_user=server_user(),
+        host=HOST,
+        role=ROLE,
+    )
+    return State(**data)
+
+
+def _own_paths(project: Project, name: str) -> list[Path]:
+    """.pgconnect/NAME beside the project file: as written by start (the folder as found), and
+    through the project folder's real path (the same project reached another way)."""
+    found = [state_dir(project) / name]
+    real = Path(os.path.realpath(project.folder)) / STATE_DIR / name
+    if real not in found:
+        found.append(real)
+    return found
 
 
 def _save_state(project: Project, state: State) -> None:
@@ -166,8 +193,26 @@ def _save_state(project: Project, state: State) -> None:
     projectfile.atomic_write(state_path(project, state.env), data, mode=0o644)
 
 
+def _server_uid(state: State) -> int:
+    return pwd.getpwnam(state.server_user).pw_uid if state.server_user else os.geteuid()
+
+
+def _is_postmaster(state: State, pid: int | None) -> bool:
+    try:
+        uid = _server_uid(state)
+    except KeyError:
+        return False
+    return is_postmaster_of(pid, state.datadir, uid)
+
+
+def _postmaster(state: State) -> int | None:
+    """The pid of the state's postmaster when it runs, proven through /proc, else None."""
+    pid = read_pid(state.datadir)
+    return pid if _is_postmaster(state, pid) else None
+
+
 def _running(state: State) -> bool:
-    return postmaster_alive(state.cluster().pid())
+    return _postmaster(state) is not None
 
 
 def status(project: Project, env: str) -> Status:
@@ -190,10 +235,15 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def _temp_candidates() -> list[str]:
+    """Where a cluster the server user cannot keep in the project goes (first reachable)."""
+    return [tempfile.gettempdir(), "/var/tmp", "/tmp"]
+
+
 def _shared_tmp(user: str | None) -> str:
     """A temp folder USER can reach: $TMPDIR may be private to us (libpam-tmpdir makes it
     /tmp/user/0, mode 0700), and the server user must traverse to its cluster."""
-    candidates = [tempfile.gettempdir(), "/var/tmp", "/tmp"]
+    candidates = _temp_candidates()
     if user is None:
         return candidates[0]
     for candidate in candidates:
@@ -256,10 +306,13 @@ def start(
                 "PGCONNECT_SERVER_USER",
             ) from None
     folder = state_dir(project)
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise CommandError(f"cannot create {folder}: {exc.strerror}") from None
+    from pgconnect import sandbox_state
+
+    if not sandbox_state.check_state_dir(folder):  # a symlinked .pgconnect is refused here
+        try:
+            folder.mkdir(mode=0o755)
+        except OSError as exc:
+            raise CommandError(f"cannot create {folder}: {exc.strerror}") from None
     in_project = user is None or can_reach(user, folder)
     if in_project:
         root = folder / env
@@ -276,6 +329,7 @@ def start(
     chosen_port = port or free_port()
     cluster = Cluster(root=root, port=chosen_port, bindir=bindir, user=user)
     ca_file = ca_path(project, env)
+    sandbox_state.unlink_entry(ca_file)  # whatever a repository put there (a symlink…) goes
     state = State(
         env=env,
         project=project.name,
@@ -303,8 +357,7 @@ def start(
 
         ca = pki.CA(f"pgconnect sandbox CA ({project.name}:{env})")
         issued = ca.issue_server(HOST, SANS)
-        ca_file.write_bytes(ca.cert_pem)
-        os.chmod(ca_file, 0o644)
+        sandbox_state.create_file(ca_file, ca.cert_pem, 0o644)
         cluster.configure(
             ssl=True,
             cert=issued.cert_pem,
@@ -316,7 +369,7 @@ def start(
         )
         progress(f"starting PostgreSQL on port {chosen_port}")
         _start(cluster)
-        state = State(**{**state.to_json(), "pid": cluster.pid()})
+        state = State(**{**state.to_json(), "pid": read_pid(cluster.datadir)})
         _save_state(project, state)
         progress(f"creating role {ROLE} and database {project.name}")
         version = _create_role_and_db(state, superuser_pw, password)
@@ -357,14 +410,16 @@ def _vars_for(state: State) -> dict[str, str]:
 
 def _clear_leftover(root: Path) -> None:
     """Remove a cluster folder left without a state file, unless a server still runs in it."""
-    if not root.exists():
+    from pgconnect import sandbox_state
+
+    if not sandbox_state.check_leftover(root):
         return
-    leftover = Cluster(root=root, port=0, bindir=Path("/"), user=None)
-    pid = leftover.pid()
-    if postmaster_alive(pid):
+    datadir = root / "data"
+    pid = read_pid(datadir)
+    if is_postmaster_of(pid, datadir, None):
         raise CommandError(
             f"a PostgreSQL server (pid {pid}) runs in {root} but pgconnect has no record of it",
-            hint=f"stop it first: pg_ctl -D {leftover.datadir} stop",
+            hint=f"stop it first: pg_ctl -D {datadir} stop",
         )
     shutil.rmtree(root)
 
@@ -472,9 +527,18 @@ def _create_role_and_db(state: State, superuser_pw: str, password: str) -> str:
 def _ignored_by_git(project: Project) -> bool | None:
     gitignore = project.folder / ".gitignore"
     try:
-        lines = gitignore.read_text(errors="replace").splitlines()
+        # A repository's file: O_NONBLOCK and a regular-file check, so a FIFO cannot hang start.
+        fd = os.open(gitignore, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        lines = os.read(fd, 1 << 20).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     patterns = {ln.strip() for ln in lines}
     return bool(patterns & {".pgconnect", ".pgconnect/", "/.pgconnect", "/.pgconnect/"})
 
@@ -550,10 +614,16 @@ def _read_superuser_password(state: State) -> str:
         ) from None
     with os.fdopen(fd, encoding="utf-8") as fh:
         st = os.fstat(fh.fileno())
-        # Like libpq's passfile rule: a file others could read is no secret; refuse it.
-        if st.st_mode & 0o077:
+        # Like libpq's passfile rule: a file others could read, or that another user put
+        # there, is no secret of the sandbox's; refuse it.
+        try:
+            owner_ok = st.st_uid == _server_uid(state)
+        except KeyError:
+            owner_ok = False
+        if st.st_mode & 0o077 or not owner_ok:
             raise CommandError(
-                f"{path} can be read by others (mode {st.st_mode & 0o777:04o}); not used",
+                f"{path} is not the sandbox's own (mode {st.st_mode & 0o777:04o}, uid "
+                f"{st.st_uid}); not used",
                 hint=f"pgconnect sandbox stop{flag} && pgconnect sandbox start{flag}",
             )
         value = fh.read().strip()
@@ -634,32 +704,39 @@ def stop(project: Project, env: str) -> Stopped:
 
 
 def _remove(state: State, project: Project) -> list[str]:
-    """Stop the server (fast, then immediate, then SIGKILL) and delete the cluster and its CA."""
-    cluster = state.cluster()
-    pid = cluster.pid()
-    if postmaster_alive(pid):
+    """Stop the server (fast, then immediate, then SIGKILL) and delete the cluster and its CA.
+
+    STATE has been validated (load_state): its paths are the project's own .pgconnect/ or the
+    private temp folder start made, and a pid is signalled only once /proc shows it is this
+    cluster's postmaster.
+    """
+    pid = _postmaster(state)
+    if pid is not None:
+        cluster = state.cluster()
         try:
             cluster.stop(mode="fast")
         except CommandError:
             with contextlib.suppress(CommandError):
                 cluster.stop(mode="immediate")
-        _wait_gone(pid, 20)
-        if postmaster_alive(pid) and pid is not None:
+        _wait_gone(state, pid, 20)
+        if HAVE_PROC and _is_postmaster(state, pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            _wait_gone(pid, 5)
-        if postmaster_alive(pid):
+            _wait_gone(state, pid, 5)
+        if _is_postmaster(state, pid):
             raise CommandError(
                 f"the sandbox server (pid {pid}) did not stop",
                 hint=f"stop it by hand: pg_ctl -D {cluster.datadir} -m immediate stop",
             )
     removed: list[str] = []
     root = Path(state.root)
-    if root.exists():
-        shutil.rmtree(root)
-        removed.append(str(root))
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(root).st_mode):  # validated: a folder, never a symlink
+            shutil.rmtree(root)
+            removed.append(str(root))
     for path in (Path(state.ca_file), state_path(project, state.env)):
-        if path.exists():
+        # lexists/unlink: a symlink is removed itself, never what it points at.
+        if os.path.lexists(path):
             path.unlink()
             removed.append(str(path))
     with contextlib.suppress(OSError):
@@ -667,9 +744,9 @@ def _remove(state: State, project: Project) -> list[str]:
     return removed
 
 
-def _wait_gone(pid: int | None, seconds: float) -> None:
+def _wait_gone(state: State, pid: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while postmaster_alive(pid) and time.monotonic() < deadline:
+    while _is_postmaster(state, pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

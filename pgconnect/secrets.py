@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from pgconnect.errors import SecretStoreError
@@ -84,11 +84,34 @@ class SecretStore(Protocol):
     def delete(self, service: str, name: str) -> bool: ...
 
 
+#: (monotonic time, what set it): a command's own time limit, which every store call's deadline
+#: stays within (``check --timeout 2`` does not wait 5 s for a stalled keyring).
+_BUDGET: list[tuple[float, str]] = []
+
+
+@contextlib.contextmanager
+def budget(until: float, label: str) -> Iterator[None]:
+    """Within the block, no store call waits past UNTIL (``time.monotonic()``); LABEL names
+    the limit in the error (e.g. ``--timeout 2``)."""
+    _BUDGET.append((until, label))
+    try:
+        yield
+    finally:
+        _BUDGET.pop()
+
+
 def with_deadline(call: Callable[[], T], what: str, deadline: float = DEADLINE_S) -> T:
-    """Run CALL in a daemon thread; raise KeyringTimeoutError if it has not answered by DEADLINE.
+    """Run CALL in a daemon thread; raise KeyringTimeoutError if it has not answered by DEADLINE
+    (or by the end of the command's ``budget``, if that comes first).
 
     A daemon thread, so a call stuck in a hung D-Bus peer never keeps the process alive.
     """
+    limit = ""
+    if _BUDGET:
+        until, label = min(_BUDGET)
+        remaining = max(until - time.monotonic(), 0.05)
+        if remaining < deadline:
+            deadline, limit = remaining, label
     box: dict[str, object] = {}
 
     def run() -> None:
@@ -101,6 +124,11 @@ def with_deadline(call: Callable[[], T], what: str, deadline: float = DEADLINE_S
     thread.start()
     thread.join(deadline)
     if thread.is_alive():
+        if limit:
+            raise KeyringTimeoutError(
+                f"the keyring did not answer within {limit} ({what})",
+                hint="the keyring daemon may be hung, or the time limit is too short for it",
+            )
         raise KeyringTimeoutError(
             f"the keyring did not answer within {deadline:g} s ({what})",
             hint="the keyring daemon may be hung; restart it (e.g. gnome-keyring-daemon "
@@ -140,7 +168,13 @@ class PromptDismissedError(SecretStoreError):
     """The keyring's unlock prompt was dismissed, or could not be shown."""
 
 
-class KeyringTimeoutError(SecretStoreError):
+class StoreDeadlineError(SecretStoreError):
+    """A store call did not answer within its deadline. What it was asked to do may still
+    happen after pgconnect gave up (a stalled keyring daemon resumes and handles the queued
+    call): callers that change the store treat its outcome as unknown."""
+
+
+class KeyringTimeoutError(StoreDeadlineError):
     """A keyring call did not answer within its deadline."""
 
 
@@ -149,7 +183,13 @@ class KeyringFailedError(SecretStoreError):
 
 
 class UnsafeFileStoreError(SecretStoreError):
-    """The opt-in file store is readable by others or not the user's own."""
+    """The opt-in file store (or its folder) is open to others, not the user's own, or not a
+    regular file."""
+
+
+class FileStoreTimeoutError(StoreDeadlineError):
+    """The opt-in file store did not answer within its deadline (a hung network mount, a lock
+    some other process never lets go of)."""
 
 
 _NO_KEYRING_HINT = (
@@ -413,9 +453,13 @@ class FileStore:
     """Opt-in plaintext store: one 0600 JSON file in the user's data folder.
 
     Treated like libpq's ``.pgpass``: the mode is checked on every read and a file that group or
-    others can access is refused (with the ``chmod`` that fixes it). The file is first created
-    with O_EXCL (nobody can have prepared the path), rewritten atomically through a 0600
-    temporary file, and read-modify-write happens under a lock on its folder.
+    others can access is refused (with the ``chmod`` that fixes it); so is a folder others can
+    enter (a 0777 folder lets anyone swap the file between two of our calls), a folder or file
+    of another user, and anything that is not a regular file (opened O_NONBLOCK, so a FIFO is
+    refused rather than waited on forever). The file is first created with O_EXCL (nobody can
+    have prepared the path), rewritten atomically through a 0600 temporary file, and
+    read-modify-write happens under a lock on its folder. Every call has the keyring's
+    deadline: a hung network mount or a lock never released is an error, not a hang.
     """
 
     kind = "file"
@@ -429,25 +473,68 @@ class FileStore:
             )
             path = os.path.join(base, "pgconnect", "secrets.json")
         self.path = Path(path)
+        self.deadline = DEADLINE_S
+
+    def _check_folder(self) -> bool:
+        """Is there a folder (False: none yet)? Refuse one others can enter or of another user."""
+        import shlex
+        import stat
+
+        folder = self.path.parent
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise SecretStoreError(
+                f"cannot read the file store's folder {folder}: {exc.strerror}"
+            ) from None
+        if not stat.S_ISDIR(st.st_mode):
+            return False  # _prepare says what is in the way
+        if st.st_uid != os.geteuid():
+            raise UnsafeFileStoreError(
+                f"the file store's folder {folder} belongs to another user (uid {st.st_uid}); "
+                "it was not used",
+                hint=f"use a folder of your own: set XDG_DATA_HOME, or remove {folder}",
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise UnsafeFileStoreError(
+                f"the file store's folder {folder} is open to others (mode {mode:04o}); "
+                "it was not used",
+                hint=f"chmod 700 {shlex.quote(str(folder))}",
+            )
+        return True
 
     def _read(self) -> dict[str, dict[str, str]]:
         import json
         import shlex
         import stat
 
+        if not self._check_folder():
+            return {}
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO planted at the path is refused below rather than waited on.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise SecretStoreError(
-                f"cannot open the file store {self.path}: {exc.strerror}"
+                f"cannot open the file store {self.path}: {exc.strerror}",
+                hint=f"it must be a regular file of yours, not a link: check {self.path}",
             ) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise UnsafeFileStoreError(
+                f"the file store {self.path} is {kind}; it was not used",
+                hint=f"move it away (mv {shlex.quote(str(self.path))} …); pgconnect creates "
+                "the file itself",
+            )
+        os.set_blocking(fd, True)
         with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
             mode = stat.S_IMODE(st.st_mode)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafeFileStoreError(f"the file store {self.path} is not a regular file")
             if mode & 0o077:  # libpq's .pgpass rule: no group or world access
                 raise UnsafeFileStoreError(
                     f"the file store {self.path} can be read by others (mode {mode:04o}); "
@@ -529,12 +616,12 @@ class FileStore:
 
     def _update(self, change: Callable[[dict[str, dict[str, str]]], bool]) -> bool:
         """Read, CHANGE, write back (only if CHANGE returns True), under a folder lock."""
-        import fcntl
 
         self._prepare()
+        self._check_folder()
         dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            self._lock(dir_fd)
             data = self._read()
             changed = change(data)
             if changed:
@@ -543,8 +630,38 @@ class FileStore:
         finally:
             os.close(dir_fd)
 
+    def _timed(self, call: Callable[[], T], what: str) -> T:
+        try:
+            return with_deadline(call, what, self.deadline)
+        except KeyringTimeoutError as exc:
+            raise FileStoreTimeoutError(
+                exc.message.replace("the keyring", f"the file store {self.path}", 1),
+                hint="another process may hold its folder's lock, or the disk may hang; "
+                "nothing was changed",
+            ) from None
+
+    def _lock(self, dir_fd: int) -> None:
+        """Take the folder's lock, or fail for certain (nothing was changed) well before the
+        call's own deadline: a lock never released is a known outcome, not an unknown one."""
+        import fcntl
+
+        give_up = time.monotonic() + self.deadline * 0.8
+        while True:
+            try:
+                fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    raise SecretStoreError(
+                        f"the file store {self.path} is locked by another process "
+                        f"(waited {self.deadline * 0.8:g} s); nothing was changed",
+                        hint="let the other pgconnect finish, or find what holds "
+                        f"{self.path.parent} open (fuser -v {self.path.parent})",
+                    ) from None
+                time.sleep(0.05)
+
     def get(self, service: str, name: str) -> Secret | None:
-        value = self._read().get(service, {}).get(name)
+        value = self._timed(lambda: self._read().get(service, {}).get(name), "reading a secret")
         return None if value is None else Secret(value)
 
     def set(self, service: str, name: str, value: Secret) -> None:
@@ -552,7 +669,7 @@ class FileStore:
             data.setdefault(service, {})[name] = value.reveal()
             return True
 
-        self._update(change)
+        self._timed(lambda: self._update(change), "storing a secret")
 
     def delete(self, service: str, name: str) -> bool:
         def change(data: dict[str, dict[str, str]]) -> bool:
@@ -563,7 +680,7 @@ class FileStore:
                 del data[service]
             return True
 
-        return self._update(change)
+        return self._timed(lambda: self._update(change), "deleting a secret")
 
 
 # --------------------------------------------------------------------------- input formats

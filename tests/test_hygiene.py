@@ -295,6 +295,23 @@ CASES = [
         setup=E(source=None, dbus=False),
         input="postgresql://app:" + SENTINEL + "@db.example.com/app",
     ),
+    # ---------------------------------------------------------------- export (the file is 0600)
+    case("export-dev-vars", "export", ["--format", "dev-vars"], setup=E(source="secret")),
+    case("export-stdout", "export", ["--format", "dotenv", "--out", "-"], stdout_may_hold=True),
+    case(
+        "export-bad-url-env",
+        "export",
+        ["--format", "dev-vars"],
+        3,
+        setup=E(source=None, env_url=BAD_URL),
+    ),
+    case(
+        "export-no-dbus",
+        "export",
+        ["--format", "dev-vars"],
+        4,
+        setup=E(source="secret", dbus=False),
+    ),
     # ---------------------------------------------------------------- query
     case("query-sleep", "query", ["select pg_sleep(1.5), current_user"], setup=E(source="secret")),
     case("query-json", "query", ["--json", "select 1 as a"]),

@@ -452,7 +452,10 @@ def test_rejected_login_names_the_missing_secret(
 # --------------------------------------------------------------------------- interruptions
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGQUIT, 131)],
+)
 @pytest.mark.parametrize("extra", [[], ["--json", "-p", "s=30"]])
 def test_signal_cancels_the_query_on_the_server(
     servers: Servers, env: dict[str, str], isolated: Path, sig: int, code: int, extra: list[str]

@@ -9,6 +9,7 @@ local variables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -169,8 +170,21 @@ def _command(args: Sequence[str]) -> Callable[[], None]:
     return _fast_command(args) or _typer_command(args)
 
 
+def _no_core_dumps() -> None:
+    """A crash must not leave a core file with the password in it (in the project folder, or
+    with systemd-coredump/apport, which honour the limit too): RLIMIT_CORE 0, soft and hard,
+    before any secret is read. Programs pgconnect runs (exec, psql) inherit it."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgconnect`` console script and ``python -m pgconnect``."""
+    _no_core_dumps()
     args = sys.argv[1:] if argv is None else list(argv)
     import threading  # imported by Typer and psycopg anyway: no start-up cost
 

@@ -74,8 +74,14 @@ def check(
         )
     if not (timeout > 0 and timeout < 86400):
         raise UsageError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
+    # --timeout bounds the command, not just the probing: count from pgconnect's own start
+    # (reading the project and the keyring come out of the same budget).
+    deadline = common.STARTED + timeout
     ctx = common.load(config, env)
-    resolution = ctx.resolve(connection_only=True)
+    from pgconnect.secrets import budget
+
+    with budget(deadline, f"--timeout {timeout:g} s"):
+        resolution = ctx.resolve(connection_only=True)
     common.refuse_libpq_defaults(resolution)
     effective = resolution.get("sslmode") or "prefer"
     if sslmode == ALL:
@@ -87,9 +93,6 @@ def check(
 
     from pgconnect import probe
 
-    # --timeout bounds the command, not just the probing: count from pgconnect's own start
-    # (reading the project and the keyring come out of the same budget).
-    deadline = common.STARTED + timeout
     what = "the six sslmodes" if len(modes) > 1 else f"sslmode={modes[0]}"
     with common.progress(f"checking {what} (up to {timeout:g} s)"):
         report = probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)

@@ -18,7 +18,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 from pgconnect.cli import argv, common
-from pgconnect.errors import Interrupted, RejectedError, Terminated, UsageError
+from pgconnect.errors import (
+    HungUp,
+    Interrupted,
+    PgconnectError,
+    Quit,
+    RejectedError,
+    Terminated,
+    UsageError,
+)
 from pgconnect.render import OutputFormat
 
 if TYPE_CHECKING:
@@ -100,7 +108,8 @@ def register(app: "typer.Typer") -> None:
         """Run SQL and print the rows: a table for people, plain/CSV/TSV/JSON for scripts.
 
         Results stream (memory stays flat) in every format but table. Exit 1 when the server
-        reports an error, 130 on Ctrl-C and 143 on SIGTERM (the query is cancelled on the server).
+        reports an error, 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP and 131 on SIGQUIT (the
+        query is cancelled on the server).
 
         Examples:
 
@@ -151,22 +160,37 @@ OPTIONS = (
 POSITIONALS = ("sql",)
 
 
-class _SigTerm(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so psycopg cancels the query as for Ctrl-C."""
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT, raised where the program is, so psycopg cancels the query on
+    the server as for Ctrl-C (a bare exit would leave it running there)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _SigTerm()
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Signalled(signum)
+
+
+#: The signals that cancel the query besides SIGINT, and the error each ends with (128 + N).
+_CANCELLING: dict[int, tuple[type[PgconnectError], str]] = {
+    signal.SIGTERM: (Terminated, "terminated"),
+    signal.SIGHUP: (HungUp, "hung up (SIGHUP); the query was cancelled"),
+    signal.SIGQUIT: (Quit, "quit (SIGQUIT); the query was cancelled"),
+}
 
 
 @contextlib.contextmanager
 def _interruptible() -> Iterator[None]:
-    """Ctrl-C and SIGTERM cancel the query (exit 130/143); a reader that went away ends it."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT cancel the query (exit 130/143/129/131); a reader
+    that went away ends it."""
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _CANCELLING}
     try:
         yield
-    except _SigTerm:
-        raise Terminated("terminated") from None
+    except _Signalled as exc:
+        error, message = _CANCELLING[exc.signum]
+        raise error(message) from None
     except KeyboardInterrupt:
         raise Interrupted("interrupted") from None
     except BrokenPipeError:
@@ -174,7 +198,8 @@ def _interruptible() -> Iterator[None]:
         # quietly, with success, as the reader asked for no more.
         common.drop_stdout()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(

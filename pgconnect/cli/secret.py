@@ -180,14 +180,7 @@ def put(
     _check_value(name, value.reveal())
     store = common.open_store()
     service = service_name(ctx.project.name, ctx.env)
-    undo = _Undo(store, service)
-    # Store inside the edit: if the store fails, the declaration is not written either; if the
-    # file cannot be written (a full disk), the store is put back as it was.
-    with undo.unless_recorded(), projectfile.edit(ctx.project.path) as editor:
-        editor.declare_secret(name, ctx.env)
-        undo.remember(name)
-        store.set(service, name, value)
-    previous = undo.previous[-1][1] if undo.previous else None
+    previous = _put(ctx.project, ctx.env, store, service, name, value)
     if previous is None:
         verb = "stored"
     elif previous == value:
@@ -351,26 +344,41 @@ def bulk(
     store = common.open_store()
     env_table = ctx.project.envs.get(ctx.env) if ctx.env is not None else None
     own = set(ctx.project.secrets if ctx.env is None else env_table.secrets if env_table else ())
-    done: list[tuple[str, str]] = []  # (name, what happened: set / deleted / absent)
+    from pgconnect.secrets import StoreDeadlineError
+
+    done: list[tuple[str, str]] = []  # (name, what happened: set / deleted / absent / unknown)
     undo = _Undo(store, service)
     try:
         for name, value in entries.items():
             undo.remember(name)
-            if value is not None:
-                store.set(service, name, Secret(value))
-                before = undo.previous[-1][1]
-                replaced = before is not None and before.reveal() != value
-                done.append((name, "replaced" if replaced else "set"))
-            else:
-                removed = store.delete(service, name)
-                done.append((name, "deleted" if removed else "absent"))
+            try:
+                if value is not None:
+                    store.set(service, name, Secret(value))
+                    before = undo.previous[-1][1]
+                    replaced = before is not None and before.reveal() != value
+                    done.append((name, "replaced" if replaced else "set"))
+                else:
+                    removed = store.delete(service, name)
+                    done.append((name, "deleted" if removed else "absent"))
+            except StoreDeadlineError as exc:
+                # The store may still carry the call out after we give up: a value that may
+                # land is declared; a deletion that may happen keeps its declaration for now.
+                if value is not None:
+                    done.append((name, "maybe set"))
+                    exc.message += (
+                        f"; {name} may still be stored when the store answers, so it is declared "
+                        "(pgconnect secret list shows whether it is set)"
+                    )
+                else:
+                    exc.message += f"; {name} may still be deleted, and stays declared for now"
+                raise
     finally:
         # Declarations follow what really happened, also when a store call failed half-way; if
         # the file cannot be written (a full disk), the store is put back as it was.
         if done:
             with undo.unless_recorded(), projectfile.edit(ctx.project.path) as editor:
                 for name, what in done:
-                    if what in ("set", "replaced"):
+                    if what in ("set", "replaced", "maybe set"):
                         editor.declare_secret(name, ctx.env)
                     else:
                         editor.undeclare_secret(name, ctx.env)
@@ -381,6 +389,39 @@ def bulk(
             common.note(f"removed the declaration of {name} (it had no value in {service})")
         else:
             common.note(f"{name} was neither set nor declared ({service}); nothing to delete")
+
+
+def _put(
+    proj: Project, env: str | None, store: SecretStore, service: str, name: str, value: Secret
+) -> Secret | None:
+    """Store VALUE and declare NAME: every value in the store is declared, whatever happens.
+    Returns the value that was stored before (None: there was none).
+
+    The store is changed inside the edit of the project file: if the store fails, the
+    declaration is not written either; if the file cannot be written (a full disk), the store
+    is put back as it was. A store call that missed its deadline may still be carried out after
+    pgconnect gave up (a stalled keyring daemon resumes and handles the queued call), so then
+    NAME is declared all the same: a value the file does not declare is one nobody would see.
+    """
+    from pgconnect.secrets import StoreDeadlineError
+
+    undo = _Undo(store, service)
+    try:
+        with undo.unless_recorded(), projectfile.edit(proj.path) as editor:
+            editor.declare_secret(name, env)
+            undo.remember(name)
+            store.set(service, name, value)
+    except StoreDeadlineError as exc:
+        if not undo.previous:
+            raise  # the store did not even answer the read before: nothing was asked of it
+        with projectfile.edit(proj.path) as editor:
+            editor.declare_secret(name, env)
+        exc.message += (
+            f"; {name} may still be stored when the store answers, so it is declared in "
+            f"{_where(env)} (pgconnect secret list shows whether it is set)"
+        )
+        raise
+    return undo.previous[-1][1] if undo.previous else None  # the value it replaced, if any
 
 
 class _Undo:
