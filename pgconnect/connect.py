@@ -20,13 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pgconnect import diagnosis
 from pgconnect.conninfo import redact
 from pgconnect.errors import (
     ConfigError,
     NetworkError,
     PgconnectError,
     QueryError,
-    RejectedError,
     TLSError,
 )
 
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from psycopg import pq
 
 APPLICATION_NAME = "pgconnect"
+
+#: Handed to libpq as sslpassword when none is configured, so OpenSSL never prompts.
+NO_SSLPASSWORD = "pgconnect-no-sslpassword-configured"
 
 #: The stages of a connection, in order (SPEC §5).
 STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "auth", "query", "ready")
@@ -55,160 +58,6 @@ class ConnectFailed(Exception):
         super().__init__(failure.error.message)
         self.failure = failure
 
-
-# (pattern, stage, error class, hint) — first match wins; the stage None means "the stage libpq
-# had reached" (a dropped connection is a network failure wherever it happens). Patterns match
-# libpq 13–18 messages. TLS rules come before the pg_hba ones on purpose: when allow/prefer tried
-# twice (TLS, then plaintext) the TLS reason is the one to fix, the plaintext refusal follows it.
-_RULES: list[tuple[str, str | None, type[PgconnectError], str | None]] = [
-    (
-        r"could not translate host name|Name or service not known|nodename nor servname|"
-        r"Temporary failure in name resolution|No address associated with hostname",
-        "dns",
-        NetworkError,
-        "check DB_HOST: the name does not resolve from this machine",
-    ),
-    (
-        r"timeout expired|timed out",
-        "tcp",
-        NetworkError,
-        "the server did not answer in time: check the host, port, firewall or security group, "
-        "or raise --timeout",
-    ),
-    (
-        r"Connection refused",
-        "tcp",
-        NetworkError,
-        "nothing listens there: check DB_HOST and DB_PORT, and that the server is running",
-    ),
-    (
-        r'connection to server on socket ".*" failed: (No such file or directory|Permission denied)',
-        "tcp",
-        NetworkError,
-        "no server socket there: check DB_HOST (the socket folder) and DB_PORT, and that the "
-        "server is running",
-    ),
-    (
-        r"No route to host|Network is unreachable|could not connect to server|"
-        r"Connection reset by peer|Cannot assign requested address",
-        "tcp",
-        NetworkError,
-        "the server cannot be reached from here: check the network path and the port",
-    ),
-    (
-        r"server does not support SSL, but SSL was required|"
-        r"server does not support SSL, but SSL was requested",
-        "tls",
-        TLSError,
-        "the server does not accept TLS: enable ssl on the server, or use sslmode=prefer/disable "
-        "only on a trusted network",
-    ),
-    (
-        r"server certificate for .* does not match host name|does not match host name",
-        "tls",
-        TLSError,
-        "the certificate names another host: connect with a host name it lists, or use "
-        "sslmode=verify-ca to skip the host-name check",
-    ),
-    (
-        r"root certificate file .* does not exist|could not read root certificate",
-        "tls",
-        TLSError,
-        "set DB_SSLROOTCERT to the CA certificate that signed the server's certificate "
-        "(or sslrootcert=system for a public CA)",
-    ),
-    (
-        r"certificate verify failed|self[- ]signed certificate|unable to get local issuer|"
-        r"certificate has expired|certificate is not yet valid",
-        "tls",
-        TLSError,
-        "the server's certificate is not signed by the CA in DB_SSLROOTCERT: point DB_SSLROOTCERT "
-        "at the right CA certificate (libpq checks the chain whenever a root certificate file "
-        "exists, even for sslmode=require)",
-    ),
-    (
-        r"server closed the connection unexpectedly|terminated abnormally|"
-        r"unexpected EOF|unexpected eof while reading|SSL SYSCALL error: EOF detected|"
-        r"SSL connection has been closed unexpectedly|lost synchronization",
-        None,
-        NetworkError,
-        "the connection was dropped: is this port a PostgreSQL server (or a pooler in front of "
-        "one)? check DB_PORT and any proxy or load balancer on the way",
-    ),
-    (
-        r"SSL error|SSL SYSCALL|tlsv1 alert|sslv3 alert|ssl handshake|"
-        r"unsupported protocol|no protocols available|wrong version number",
-        "tls",
-        TLSError,
-        "the TLS handshake failed: check the server's ssl settings and "
-        "DB_SSL_MIN_PROTOCOL_VERSION / DB_SSL_MAX_PROTOCOL_VERSION",
-    ),
-    (
-        r"(no pg_hba\.conf entry|pg_hba\.conf rejects connection) .* no encryption",
-        "auth",
-        RejectedError,
-        "the server only accepts TLS connections: use sslmode=require or stronger "
-        "(verify-full with DB_SSLROOTCERT is best)",
-    ),
-    (
-        r"(no pg_hba\.conf entry|pg_hba\.conf rejects connection) .* (SSL|GSS) encryption",
-        "auth",
-        RejectedError,
-        "the server refuses encrypted connections from here (pg_hba.conf hostnossl): ask the "
-        "administrator, or use sslmode=disable only on a trusted network",
-    ),
-    (
-        r"no pg_hba\.conf entry|pg_hba\.conf rejects",
-        "auth",
-        RejectedError,
-        "pg_hba.conf has no rule for this host, user and database: ask the administrator",
-    ),
-    (
-        r"fe_sendauth: no password supplied",
-        "auth",
-        RejectedError,
-        "the server asks for a password and none is set: pgconnect secret put DB_PASSWORD "
-        "(or set DB_PASSWORD in the environment)",
-    ),
-    (
-        r"password authentication failed|authentication failed|password is too long|SCRAM|"
-        r"server requested .* authentication|channel binding",
-        "auth",
-        RejectedError,
-        "check the password: pgconnect secret put DB_PASSWORD",
-    ),
-    (
-        r"database \".*\" does not exist",
-        "auth",
-        RejectedError,
-        "check DB_NAME: that database does not exist on the server",
-    ),
-    (
-        r"role \".*\" does not exist",
-        "auth",
-        RejectedError,
-        "check DB_USERNAME: that role does not exist on the server",
-    ),
-    (
-        r"too many (connections|clients)|remaining connection slots|no more connections allowed",
-        "auth",
-        RejectedError,
-        "the server is out of connection slots: use a pooler (PgBouncer, the provider's pooled "
-        "endpoint) or close idle connections",
-    ),
-    (
-        r"the database system is (starting up|shutting down|in recovery mode)|"
-        r"not accepting connections",
-        "auth",
-        RejectedError,
-        "the server is not accepting logins right now: try again later, or ask the administrator",
-    ),
-]
-
-_DROPPED_IN_TLS = (
-    "the server hung up during the TLS handshake: check its ssl settings (certificate, key, "
-    "ssl_min_protocol_version) and any TLS-terminating proxy on the way"
-)
 
 _ATTEMPT = re.compile(r"^connection to server (at|on socket) ")
 
@@ -241,19 +90,25 @@ def first_line(text: str) -> str:
 
 
 def classify(
-    exc: BaseException | str, secrets: tuple[str, ...] = (), *, reached: str | None = None
+    exc: BaseException | str,
+    secrets: tuple[str, ...] = (),
+    *,
+    reached: str | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> Failure:
     """Classify a libpq/psycopg connection failure; the message is redacted and one line.
 
-    REACHED is the stage libpq was in when it failed (from ``login()``), used where the message
-    alone does not say (a dropped connection). When libpq tried more than once (several hosts or
+    The rules are ``diagnosis.RULES`` (one per family of libpq messages). REACHED is the stage
+    libpq was in when it failed (from ``login()``), used where the message alone does not say (a
+    dropped connection). PARAMS (the connection's keywords, optional) sharpen the few hints that
+    depend on them (sslnegotiation=direct). When libpq tried more than once (several hosts or
     addresses, or allow/prefer's second attempt), the line that decided the classification comes
     first and the other attempts' reasons follow in parentheses.
     """
     text = redact(str(exc), *secrets)
     attempts = _attempts(text) or ["connection failed"]
-    for pattern, stage, cls, hint in _RULES:
-        rx = re.compile(pattern, re.IGNORECASE)
+    for rule in diagnosis.RULES:
+        rx = re.compile(rule.pattern, re.IGNORECASE)
         matched = next((a for a in attempts if rx.search(a)), None)
         if matched is None:
             continue
@@ -263,11 +118,22 @@ def classify(
         ]
         if others:
             line += " (other attempt: " + "; ".join(dict.fromkeys(others)) + ")"
+        hint = rule.hint
+        # libpq adds 'password retrieved from file "…"' when the rejected password came from a
+        # passfile (fe-connect.c): the fix is in that file, not in the keyring.
+        passfile = re.search(r'password retrieved from file "([^"]*)"', matched)
+        if passfile and rule.hint == diagnosis.RULES_PASSWORD_HINT:
+            hint = f"the password came from {passfile.group(1)}: fix or remove its line there"
+        stage = rule.stage
+        direct = (params or {}).get("sslnegotiation") == "direct"
         if stage is None:  # a dropped connection: where libpq was decides what it means
             stage = reached or "tcp"
-            if stage == "tls":  # dropped during the handshake: the TLS requirement was not met
-                return Failure(stage, TLSError(line, hint=_DROPPED_IN_TLS))
-        return Failure(stage, cls(line, hint=hint))
+            if stage in ("tls", "tcp") and rule.dropped and direct:
+                return Failure("tls", TLSError(line, hint=diagnosis.DIRECT_TO_OLD_SERVER))
+            if stage == "tls" and rule.dropped:
+                # dropped during the handshake: the TLS requirement was not met
+                return Failure(stage, TLSError(line, hint=diagnosis.DROPPED_IN_TLS))
+        return Failure(stage, rule.error(line, hint=hint))
     return Failure(reached or "tcp", NetworkError(attempts[-1].splitlines()[0]))
 
 
@@ -279,7 +145,17 @@ def _conninfo(
     kwargs = dict(params)
     kwargs.update(overrides)
     kwargs.setdefault("application_name", APPLICATION_NAME)
-    secrets = tuple(v for k, v in kwargs.items() if k in ("password", "sslpassword") and v)
+    if not kwargs.get("sslpassword") and not kwargs.get("service"):
+        # libpq installs its passphrase callback only for a non-empty sslpassword; without one,
+        # OpenSSL asks "Enter PEM pass phrase:" on the terminal for an encrypted key (twice per
+        # attempt). A dummy makes an encrypted key fail with "bad decrypt" instead, which
+        # diagnosis classifies (exit 3). Not with a service: its own sslpassword must win.
+        kwargs["sslpassword"] = NO_SSLPASSWORD
+    secrets = tuple(
+        v
+        for k, v in kwargs.items()
+        if k in ("password", "sslpassword") and v and v != NO_SSLPASSWORD
+    )
     try:
         return psycopg.conninfo.make_conninfo("", **kwargs), secrets
     except psycopg.ProgrammingError as exc:  # invalid conninfo (e.g. a bad keyword)
@@ -311,7 +187,7 @@ def connect(
     try:
         return psycopg.connect(conninfo, autocommit=autocommit, prepare_threshold=None)
     except psycopg.OperationalError as exc:
-        raise classify(exc, secrets).error from None
+        raise classify(exc, secrets, params={**params, **overrides}).error from None
 
 
 # --------------------------------------------------------------------------- login under a deadline
@@ -441,6 +317,7 @@ def login(
     from psycopg import pq
 
     conninfo, secrets = _conninfo(params, overrides)
+    merged = {**params, **overrides}
     clock = clock or StageClock(overrides.get("sslmode") or params.get("sslmode") or "prefer")
     pgconn = pq.PGconn.connect_start(conninfo.encode())
     try:
@@ -452,7 +329,9 @@ def login(
         while True:
             clock.observe(pgconn.status)
             if pgconn.status == pq.ConnStatus.BAD:
-                raise ConnectFailed(classify(_error(pgconn), secrets, reached=clock.stage))
+                raise ConnectFailed(
+                    classify(_error(pgconn), secrets, reached=clock.stage, params=merged)
+                )
             write = polled == pq.PollingStatus.WRITING
             if not wait_socket(pgconn.socket, write=write, deadline=deadline):
                 raise ConnectFailed(timed_out(clock.stage, timeout, _where(pgconn)))
@@ -462,7 +341,9 @@ def login(
                 clock.finish()
                 return pgconn
             if polled == pq.PollingStatus.FAILED:
-                raise ConnectFailed(classify(_error(pgconn), secrets, reached=clock.stage))
+                raise ConnectFailed(
+                    classify(_error(pgconn), secrets, reached=clock.stage, params=merged)
+                )
     except BaseException:
         clock.finish()
         pgconn.finish()

@@ -114,3 +114,27 @@ class CA:
             .sign(self.key, hashes.SHA256())
         )
         return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+    def issue_client(self, user: str, *, days: int = 365) -> Issued:
+        """A client certificate whose CN is USER, the name PostgreSQL's ``cert`` method and
+        ``clientcert=verify-full`` compare with the role (pg_hba.conf, "Certificate
+        Authentication")."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(user))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))

@@ -36,10 +36,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgconnect import connect, params
+from pgconnect import connect, diagnosis, params
 from pgconnect.errors import ExitCode, QueryError, RejectedError
 
 if TYPE_CHECKING:
+    from psycopg import pq
+
+    from pgconnect.clientcert import ClientCertificate
     from pgconnect.resolve import Resolution
 
 #: The SSLRequest message (protocol docs, "SSLRequest"): length 8, then the code 80877103
@@ -55,7 +58,10 @@ _GRACE = 0.25
 
 EXPIRY_WARNING_DAYS = 30
 
-_STAT_SSL = "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+_STAT_SSL = (
+    "SELECT ssl, version, cipher, client_dn, pg_is_in_recovery() FROM pg_stat_ssl "
+    "WHERE pid = pg_backend_pid()"
+)
 
 
 # --------------------------------------------------------------------------- the report
@@ -117,6 +123,13 @@ class ModeResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: libpq's own view of whether its link is encrypted (differs from pg_stat_ssl behind a pooler).
     libpq_ssl: bool | None = None
+    #: The host and port libpq's connection landed on (several hosts: which one answered).
+    host: str | None = None
+    port: int | None = None
+    #: The client certificate's subject as the server saw it (pg_stat_ssl.client_dn).
+    client_dn: str | None = None
+    #: primary / standby (pg_is_in_recovery()) of the server it landed on.
+    role: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +143,33 @@ class ModeResult:
             "elapsed_ms": self.elapsed_ms,
             "error": self.error,
             "hint": self.hint,
+            "host": self.host,
+            "port": self.port,
+        }
+
+
+@dataclass
+class HostResult:
+    """One host of a multi-host target, tried on its own (SPEC §5 ``hosts``)."""
+
+    host: str
+    port: int | None
+    ok: bool
+    stage: str
+    role: str | None = None  # primary | standby
+    error: str | None = None
+    hint: str | None = None
+    certificate: Certificate | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "ok": self.ok,
+            "stage": self.stage,
+            "role": self.role,
+            "error": self.error,
+            "certificate": None if self.certificate is None else self.certificate.as_json(),
         }
 
 
@@ -152,6 +192,9 @@ class Report:
     results: list[ModeResult]
     network: Network
     warnings: list[str] = field(default_factory=list)
+    client_certificate: ClientCertificate | None = None
+    #: Every host of a multi-host target, each tried alone (empty for a single host).
+    hosts: list[HostResult] = field(default_factory=list)
 
     @property
     def certificate(self) -> Certificate | None:
@@ -173,6 +216,10 @@ class Report:
             "libpq_version": self.libpq_version,
             "results": [r.as_json() for r in self.results],
             "certificate": None if self.certificate is None else self.certificate.as_json(),
+            "client_certificate": (
+                None if self.client_certificate is None else self.client_certificate.as_json()
+            ),
+            "hosts": [h.as_json() for h in self.hosts] if self.hosts else None,
             "warnings": list(self.warnings),
         }
 
@@ -478,12 +525,15 @@ class _ModeRun:
                 rows = []  # not PostgreSQL's catalog (some proxies): fall back to libpq's view
             result = ModeResult(self.sslmode, ok=True, stage="ready", libpq_ssl=libpq_ssl)
             if rows:
-                ssl_on, version, cipher = rows[0]
+                ssl_on, version, cipher, client_dn, recovery = rows[0]
                 result.encrypted = ssl_on == "t"
                 result.tls_version = version if result.encrypted else None
                 result.cipher = cipher if result.encrypted else None
+                result.client_dn = client_dn or None
+                result.role = "standby" if recovery == "t" else "primary"
             else:
                 result.encrypted = libpq_ssl
+            result.host, result.port = _landed(pgconn)
             result.server_version = (
                 version_text(pgconn.server_version) if pgconn.server_version else None
             )
@@ -494,6 +544,127 @@ class _ModeRun:
             self._failed(connect.Failure("query", exc))
         finally:
             pgconn.finish()
+
+
+def _landed(pgconn: pq.abc.PGconn) -> tuple[str | None, int | None]:
+    """The host and port libpq's connection is on (PQhost/PQport: of the host that answered)."""
+    import psycopg
+
+    try:
+        host = pgconn.host.decode("utf-8", "replace") or None
+        port = pgconn.port.decode("utf-8", "replace")
+    except psycopg.OperationalError:
+        return None, None
+    return host, int(port) if port.isdigit() else None
+
+
+# --------------------------------------------------------------------------- several hosts
+
+
+def _one_host(
+    conn: Mapping[str, str], index: int, hosts: list[_Host], resolved: _Resolved
+) -> dict[str, str]:
+    """CONN narrowed to the INDEX-th host (its resolved addresses), any session accepted."""
+    h = hosts[index]
+    out = {k: v for k, v in conn.items() if k not in ("host", "hostaddr", "port")}
+    found = resolved.addresses.get(index)
+    addrs = [ip for _, ip in found] if found else ([h.hostaddr] if h.hostaddr else [])
+    if addrs:
+        out["host"] = ",".join([h.name] * len(addrs))
+        out["hostaddr"] = ",".join(addrs)
+        out["port"] = ",".join([h.port] * len(addrs))
+    else:
+        out["host"] = h.name
+        out["port"] = h.port
+    out["target_session_attrs"] = "any"
+    out["load_balance_hosts"] = "disable"
+    return out
+
+
+def _host_run(
+    conn: Mapping[str, str],
+    host: _Host,
+    sslmode: str,
+    *,
+    deadline: float,
+    timeout: float,
+    sni: bool,
+    addresses: list[tuple[int, str]],
+    out: HostResult,
+) -> None:
+    """Log in to one host alone under SSLMODE: reached or not, its stage, primary or standby,
+    its certificate (pgconnect's own handshake)."""
+    net = Network()
+    if addresses:
+        _network_probe(host, addresses, deadline, net, sni)
+        out.certificate = net.certificate
+    clock = connect.StageClock(sslmode)
+    try:
+        pgconn = connect.login(
+            conn,
+            deadline=deadline,
+            timeout=timeout,
+            clock=clock,
+            sslmode=sslmode,
+            gssencmode="disable",
+        )
+    except connect.ConnectFailed as exc:
+        out.stage = exc.failure.stage
+        out.error = exc.failure.error.message
+        out.hint = exc.failure.error.hint
+        return
+    try:
+        rows = connect.query(
+            pgconn, "SELECT pg_is_in_recovery()", deadline=deadline, timeout=timeout
+        )
+        out.role = "standby" if rows and rows[0][0] == "t" else "primary"
+        out.ok = True
+        out.stage = "ready"
+    except connect.ConnectFailed as exc:
+        out.stage, out.error = "query", exc.failure.error.message
+    except QueryError as exc:
+        out.stage, out.error = "query", exc.message
+    finally:
+        pgconn.finish()
+
+
+def _check_hosts(
+    conn: Mapping[str, str],
+    hosts: list[_Host],
+    resolved: _Resolved,
+    sslmode: str,
+    *,
+    deadline: float,
+    timeout: float,
+    sni: bool,
+) -> tuple[list[HostResult], list[threading.Thread]]:
+    results: list[HostResult] = []
+    threads: list[threading.Thread] = []
+    for i, h in enumerate(hosts):
+        port = int(h.port) if h.port.isdigit() else None
+        item = HostResult(host=h.name or "(default socket)", port=port, ok=False, stage="tcp")
+        results.append(item)
+        if i in resolved.failed:
+            item.stage = "dns"
+            item.error = f"could not translate host name {h.name!r}: {resolved.failed[i]}"
+            continue
+        addresses = [] if h.is_socket else (resolved.addresses.get(i) or _literal_addresses(h))
+        thread = threading.Thread(
+            target=_host_run,
+            args=(_one_host(conn, i, hosts, resolved), h, sslmode),
+            kwargs={
+                "deadline": deadline,
+                "timeout": timeout,
+                "sni": sni,
+                "addresses": addresses,
+                "out": item,
+            },
+            name=f"check-host-{i}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    return results, threads
 
 
 # --------------------------------------------------------------------------- the check
@@ -511,8 +682,13 @@ def check(
     warnings: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     deadline: float | None = None,
+    hosts_sslmode: str | None = None,
 ) -> Report:
     """Check CONN (libpq keywords, secrets revealed) under each of SSLMODES, all within TIMEOUT.
+
+    The client certificate (if any) is audited first: a file libpq could not use raises
+    ConfigError before any connection. With several hosts, each is also tried alone under
+    HOSTS_SSLMODE (default: the only mode checked, else EFFECTIVE_SSLMODE).
 
     EFFECTIVE_SSLMODE is the project's (for warnings); MISSING_SECRETS and ENV name declared
     secrets that are not set (for hints); WARNINGS are added first (e.g. the missing-secret one).
@@ -526,7 +702,13 @@ def check(
     started = time.monotonic()
     deadline = started + timeout if deadline is None else deadline
     connect.check_conninfo(conn)  # a bad keyword is a configuration error before any thread
+    client_cert = None
+    if any(m != "disable" for m in sslmodes):  # libpq loads the files for any TLS attempt
+        from pgconnect import clientcert
+
+        client_cert = clientcert.audit(conn, environ)
     hosts = _hosts(conn, environ)
+    host_results: list[HostResult] = []
     net = Network(unix_socket=all(h.is_socket for h in hosts))
 
     # dns: once, in a thread, under the deadline.
@@ -578,31 +760,128 @@ def check(
             probe_thread.start()
         for run in runs:
             run.thread.start()
+        host_threads: list[threading.Thread] = []
+        if len(hosts) > 1:
+            host_results, host_threads = _check_hosts(
+                conn,
+                hosts,
+                resolved,
+                hosts_sslmode or (sslmodes[0] if len(sslmodes) == 1 else effective_sslmode),
+                deadline=deadline,
+                timeout=timeout,
+                sni=(conn.get("sslsni") or environ.get("PGSSLSNI") or "1") != "0",
+            )
         for run in runs:
             run.thread.join(max(0.0, deadline + _GRACE - time.monotonic()))
+        for thread in host_threads:
+            thread.join(max(0.0, deadline + _GRACE - time.monotonic()))
         results = [run.result if run.result is not None else run.give_up() for run in runs]
         if probe_thread is not None:
             probe_thread.join(max(0.0, deadline + _GRACE - time.monotonic()))
         endpoint = next((run.clock.endpoint for run in runs if run.clock.endpoint), {})
         _name_addresses(results, hosts, resolved)
 
+    if net.certificate is None and host_results:
+        # The first host did not answer TLS: show the certificate of the host libpq landed on,
+        # else the first one any host presented.
+        landed = {(r.host, r.port) for r in results if r.ok}
+        with_cert = [h for h in host_results if h.certificate is not None]
+        chosen = [h for h in with_cert if (h.host, h.port) in landed] or with_cert
+        if chosen:
+            net.certificate = chosen[0].certificate
     target = _target(conn, environ, hosts, endpoint)
+    if client_cert is not None:
+        client_cert.requested = _requested(results)
     _add_hints(results, net, missing_secrets, env, missing_put)
+    _add_context_hints(results, conn, target, client_cert, host_results)
     report = Report(
         target=target,
         effective_sslmode=effective_sslmode,
         libpq_version=libpq_version(),
         results=results,
         network=net,
+        client_certificate=client_cert,
+        hosts=host_results,
     )
+    extra = client_cert.warnings(target.user) if client_cert is not None else []
     # No host from anywhere (DB_HOST, PGHOST, a service): libpq picked its compiled-in socket.
     defaulted = not any(conn.get(k) for k in ("host", "hostaddr", "service")) and not any(
         environ.get(v) for v in ("PGHOST", "PGHOSTADDR", "PGSERVICE")
     )
     report.warnings = list(
-        dict.fromkeys([*warnings, *_warnings(report, hosts, host_defaulted=defaulted)])
+        dict.fromkeys([*warnings, *_warnings(report, hosts, host_defaulted=defaulted), *extra])
     )
     return report
+
+
+def _requested(results: Sequence[ModeResult]) -> bool | None:
+    """Did the server ask for the client certificate? An OpenSSL client sends its certificate
+    only when asked, and the server then shows its subject in pg_stat_ssl.client_dn."""
+    if any(r.client_dn for r in results):
+        return True
+    if any(
+        r.error
+        and re.search(
+            r"valid client certificate|certificate authentication|"
+            r"alert (unknown ca|bad certificate|certificate)",
+            r.error,
+        )
+        for r in results
+    ):
+        return True
+    if any(r.ok and r.encrypted for r in results):
+        return False
+    return None
+
+
+def _hosts_summary(host_results: Sequence[HostResult]) -> str:
+    parts = []
+    for h in host_results:
+        where = f"{h.host}:{h.port}" if h.port is not None else h.host
+        if h.ok:
+            parts.append(f"{where} {h.role}")
+        else:
+            parts.append(f"{where} failed at {h.stage}")
+    return ", ".join(parts)
+
+
+def _add_context_hints(
+    results: list[ModeResult],
+    conn: Mapping[str, str],
+    target: Target,
+    client_cert: ClientCertificate | None,
+    host_results: Sequence[HostResult],
+) -> None:
+    """Hints only the rest of the run can make true: the client certificate's CN, each host's
+    role, the server's version."""
+    versions = {r.server_version for r in results if r.server_version}
+    for r in results:
+        if r.ok or r.error is None:
+            continue
+        if (
+            r.stage == "auth"
+            and client_cert is not None
+            and client_cert.common_name is not None
+            and target.user
+            and client_cert.common_name != target.user
+            and re.search(r"password authentication failed|certificate authentication", r.error)
+        ):
+            # PostgreSQL checks clientcert=verify-full's CN after the password and then reports
+            # "password authentication failed" (auth.c, auth_failed for the password method).
+            r.hint = (
+                f"your client certificate's CN is {client_cert.common_name!r} but the user is "
+                f"{target.user!r}: a server with clientcert=verify-full (or the cert method) "
+                "refuses that even with the right password; use a certificate issued for "
+                f"{target.user!r} or map the names in pg_ident.conf"
+            )
+        if host_results and re.search(r"read-only|hot standby mode", r.error):
+            r.hint = f"{r.hint} (hosts: {_hosts_summary(host_results)})"
+        if (
+            conn.get("sslnegotiation") == "direct"
+            and r.hint == diagnosis.DIRECT_TO_OLD_SERVER
+            and versions
+        ):
+            r.hint += f" (this server is PostgreSQL {', '.join(sorted(versions))})"
 
 
 def check_resolution(

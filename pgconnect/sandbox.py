@@ -63,6 +63,16 @@ HBA = [
     "host all all ::1/128 scram-sha-256",
 ]
 
+# ``start --client-cert``: TLS only, and every login needs a client certificate whose CN is the
+# role (clientcert=verify-full) on top of the password. The sandbox's own superuser session (to
+# create the role) keeps a password-only rule: it never leaves loopback and its password lives only
+# in the sandbox's own folder.
+HBA_CLIENT_CERT = [
+    "hostssl all postgres 127.0.0.1/32 scram-sha-256",
+    "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full",
+    "hostssl all all ::1/128 scram-sha-256 clientcert=verify-full",
+]
+
 Progress = Callable[[str], None]
 
 
@@ -150,6 +160,11 @@ def state_path(project: Project, env: str) -> Path:
 
 def ca_path(project: Project, env: str) -> Path:
     return state_dir(project) / f"{env}-ca.crt"
+
+
+def client_cert_paths(ca_file: Path, env: str) -> tuple[Path, Path]:
+    """The client certificate and key ``start --client-cert`` issues, beside the CA."""
+    return ca_file.with_name(f"{env}-client.crt"), ca_file.with_name(f"{env}-client.key")
 
 
 def load_state(project: Project, env: str) -> State | None:
@@ -264,8 +279,13 @@ def start(
     port: int | None = None,
     progress: Progress = _quiet,
     environ: dict[str, str] | None = None,
+    client_cert: bool = False,
 ) -> Started:
-    """Start the environment's sandbox (or report the one already running)."""
+    """Start the environment's sandbox (or report the one already running).
+
+    CLIENT_CERT: the server also demands a client certificate (hostssl … clientcert=verify-full,
+    the sandbox CA in ssl_ca_file); one is issued for the role and DB_SSLCERT/DB_SSLKEY point at it.
+    """
     environ = dict(os.environ) if environ is None else environ
     service = service_name(project.name, env)
     current = status(project, env)
@@ -358,14 +378,27 @@ def start(
         ca = pki.CA(f"pgconnect sandbox CA ({project.name}:{env})")
         issued = ca.issue_server(HOST, SANS)
         sandbox_state.create_file(ca_file, ca.cert_pem, 0o644)
+        cert_file, key_file = client_cert_paths(ca_file, env)
+        for stale in (cert_file, key_file):
+            sandbox_state.unlink_entry(stale)  # a symlink planted there goes, not its target
+        if client_cert:
+            progress(f"issuing a client certificate for {ROLE}")
+            client = ca.issue_client(ROLE)
+            sandbox_state.create_file(cert_file, client.cert_pem, 0o644)
+            sandbox_state.create_file(key_file, client.key_pem, 0o600)
         cluster.configure(
             ssl=True,
             cert=issued.cert_pem,
             key=issued.key_pem,
-            hba=HBA,
+            ca=ca.cert_pem if client_cert else None,
+            hba=HBA_CLIENT_CERT if client_cert else HBA,
             # TCP only: a Unix socket path under a deep project folder can exceed the 107-byte
             # limit, and the sandbox is about TCP + TLS anyway.
-            extra=["unix_socket_directories = ''", "log_connections = off"],
+            extra=[
+                "unix_socket_directories = ''",
+                "log_connections = off",
+                *(["ssl_ca_file = 'root.crt'"] if client_cert else []),
+            ],
         )
         progress(f"starting PostgreSQL on port {chosen_port}")
         _start(cluster)
@@ -380,6 +413,8 @@ def start(
             editor.ensure_env(env)
             for name, value in variables.items():
                 editor.set_var(name, value, env)
+            if not client_cert:
+                _forget_client_cert(project, env, editor)
             editor.declare_secret(PASSWORD_NAME, env)
     except BaseException:
         with contextlib.suppress(CommandError, OSError):
@@ -397,7 +432,7 @@ def start(
 
 
 def _vars_for(state: State) -> dict[str, str]:
-    return {
+    out = {
         "DB_HOST": state.host,
         "DB_PORT": str(state.port),
         "DB_USERNAME": state.user,
@@ -406,6 +441,28 @@ def _vars_for(state: State) -> dict[str, str]:
         # Relative to the project file's folder (SPEC §1), so the project can move.
         "DB_SSLROOTCERT": f"{STATE_DIR}/{Path(state.ca_file).name}",
     }
+    cert_file, key_file = client_cert_paths(Path(state.ca_file), state.env)
+    # Only a regular file the sandbox wrote: .pgconnect/ is untrusted input, never followed.
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.lstat(cert_file).st_mode):
+            out["DB_SSLCERT"] = f"{STATE_DIR}/{cert_file.name}"
+            out["DB_SSLKEY"] = f"{STATE_DIR}/{key_file.name}"
+    return out
+
+
+def _forget_client_cert(project: Project, env: str, editor: Any) -> None:
+    """A start without --client-cert after one with it: drop the variables that pointed at the
+    old client certificate (only those the sandbox wrote; a user's own stay)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(project.path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return
+    current = data.get("env", {}).get(env, {}).get("vars", {})
+    for name, suffix in (("DB_SSLCERT", "client.crt"), ("DB_SSLKEY", "client.key")):
+        if current.get(name) == f"{STATE_DIR}/{env}-{suffix}":
+            editor.unset_var(name, env)
 
 
 def _clear_leftover(root: Path) -> None:
@@ -563,8 +620,13 @@ def password_works(state: State, password: Secret) -> bool:
     that cannot be reached is an error (nothing to recover then)."""
     import psycopg
 
+    conninfo = _sandbox_conninfo(state, state.user, password.reveal())
+    # A sandbox started with --client-cert demands the app role's certificate too.
+    cert, key = client_cert_paths(Path(state.ca_file), state.env)
+    if cert.is_file() and key.is_file():
+        conninfo.update(sslcert=str(cert), sslkey=str(key))
     try:
-        with psycopg.connect(**_sandbox_conninfo(state, state.user, password.reveal())):
+        with psycopg.connect(**conninfo):
             return True
     except psycopg.OperationalError as exc:
         text = redact(str(exc), password.reveal())
@@ -734,7 +796,11 @@ def _remove(state: State, project: Project) -> list[str]:
         if stat.S_ISDIR(os.lstat(root).st_mode):  # validated: a folder, never a symlink
             shutil.rmtree(root)
             removed.append(str(root))
-    for path in (Path(state.ca_file), state_path(project, state.env)):
+    for path in (
+        Path(state.ca_file),
+        *client_cert_paths(Path(state.ca_file), state.env),
+        state_path(project, state.env),
+    ):
         # lexists/unlink: a symlink is removed itself, never what it points at.
         if os.path.lexists(path):
             path.unlink()

@@ -33,6 +33,8 @@ import pytest
 from pgconnect import pki
 from pgconnect.cluster import Cluster, chown_to, find_bindir, free_port, server_user
 
+pytest_plugins = ["tests.plugin_check"]
+
 REPO = Path(__file__).resolve().parent.parent
 SERVER_SANS = ["localhost", "127.0.0.1", "::1"]
 WRONG_HOST_SANS = ["wrong-host.invalid"]

@@ -634,8 +634,12 @@ def test_json_shape_is_exactly_spec(servers: Servers) -> None:
         "libpq_version",
         "results",
         "certificate",
+        "client_certificate",
+        "hosts",
         "warnings",
     ]
+    assert data["client_certificate"] is None  # none configured
+    assert data["hosts"] is None  # one host: results[].host says where
     assert list(data["target"]) == ["host", "port", "dbname", "user"]
     assert data["target"]["port"] == servers.tls_on.port
     assert list(data["results"][0]) == [
@@ -649,7 +653,10 @@ def test_json_shape_is_exactly_spec(servers: Servers) -> None:
         "elapsed_ms",
         "error",
         "hint",
+        "host",
+        "port",
     ]
+    assert data["results"][0]["port"] == servers.tls_on.port
     assert list(data["certificate"]) == ["subject", "issuer", "san", "not_after", "days_left"]
     import psycopg
 

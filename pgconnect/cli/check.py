@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,12 +11,14 @@ import typer
 from pgconnect import params
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
-from pgconnect.errors import UsageError
+from pgconnect.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.text import Text
 
     from pgconnect.probe import ModeResult, Report
+    from pgconnect.resolve import Resolution
 
 ALL = "all"
 _COLUMNS = ("sslmode", "result", "stage", "encrypted", "tls", "cipher", "server", "ms")
@@ -48,6 +51,21 @@ def check(
             metavar="S",
         ),
     ] = 10.0,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            help="Retry the whole check until it passes or S seconds have passed (backoff, one "
+            "progress line per attempt on stderr): a readiness gate that proves login and query.",
+            metavar="S",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print nothing but errors; the exit status says it all."
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     env: EnvOpt = None,
@@ -67,6 +85,8 @@ def check(
       pgconnect check --sslmode all
 
       pgconnect check -e staging --sslmode verify-full --timeout 3 --json
+
+      pgconnect check --wait 60 --quiet    # in CI: wait until the database takes logins
     """
     if sslmode is not None and sslmode not in (*params.SSLMODES, ALL):
         raise UsageError(
@@ -74,8 +94,11 @@ def check(
         )
     if not (timeout > 0 and timeout < 86400):
         raise UsageError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
+    if wait is not None and not (wait > 0 and wait < 86400):
+        raise UsageError(f"--wait must be a number of seconds above 0, not {wait:g}")
     # --timeout bounds the command, not just the probing: count from pgconnect's own start
-    # (reading the project and the keyring come out of the same budget).
+    # (reading the project and the keyring come out of the same budget). With --wait, each
+    # later attempt gets --timeout of its own and the whole command --wait.
     deadline = common.STARTED + timeout
     ctx = common.load(config, env)
     from pgconnect.secrets import budget
@@ -91,13 +114,22 @@ def check(
         decisive = sslmode or effective
         modes = (decisive,)
 
-    from pgconnect import probe
-
     what = "the six sslmodes" if len(modes) > 1 else f"sslmode={modes[0]}"
-    with common.progress(f"checking {what} (up to {timeout:g} s)"):
-        report = probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)
+    if wait is None:
+        with common.progress(f"checking {what} (up to {timeout:g} s)"):
+            report = _probe(resolution, modes, timeout, deadline)
+    else:
+        report = _wait_for(resolution, modes, decisive, timeout, wait, quiet)
 
     _sandbox_hint(ctx, report)
+    code = report.exit_code(decisive)
+    if quiet:
+        if code:
+            failed = report.result(decisive)
+            common.note(_safe(f"error: {failed.error or 'the check failed'}"))
+            if failed.hint:
+                common.note(_safe(f"hint: {failed.hint}"))
+        raise typer.Exit(int(code))
     for warning in report.warnings:
         common.warn(_safe(warning))
     if json_out:
@@ -106,7 +138,6 @@ def check(
         _render_rich(report)
     else:
         _render_plain(report)
-    code = report.exit_code(decisive)
     if code:
         raise typer.Exit(int(code))
 
@@ -124,6 +155,61 @@ def _sandbox_hint(ctx: common.Context, report: Report) -> None:
                 r.hint = hint
 
 
+def _probe(
+    resolution: Resolution, modes: tuple[str, ...], timeout: float, deadline: float
+) -> Report:
+    from pgconnect import probe
+
+    return probe.check_resolution(resolution, modes, timeout=timeout, deadline=deadline)
+
+
+def _wait_for(
+    resolution: Resolution,
+    modes: tuple[str, ...],
+    decisive: str,
+    timeout: float,
+    wait: float,
+    quiet: bool,
+) -> Report:
+    """Run the whole check again until the decisive mode passes or WAIT seconds are up.
+
+    The delay doubles from 0.25 s up to 5 s. A configuration problem (exit 3) is not retried: no
+    amount of waiting fixes a file.
+    """
+    end = common.STARTED + wait
+    delay = 0.25
+    attempt = 0
+    while True:
+        attempt += 1
+        now = time.monotonic()
+        report = _probe(resolution, modes, timeout, min(now + timeout, max(end, now + 0.5)))
+        code = report.exit_code(decisive)
+        elapsed = time.monotonic() - common.STARTED
+        failed = report.result(decisive)
+        if code == ExitCode.OK:
+            if not quiet:
+                common.note(f"attempt {attempt} ({elapsed:.1f} s): ready")
+            return report
+        left = end - time.monotonic()
+        if code == ExitCode.CONFIG or left <= 0:
+            if not quiet:
+                common.note(
+                    f"attempt {attempt} ({elapsed:.1f} s): failed at {failed.stage}; "
+                    f"gave up after {wait:g} s"
+                )
+            return report
+        pause = min(delay, left)
+        if not quiet:
+            common.note(
+                _safe(
+                    f"attempt {attempt} ({elapsed:.1f} s): sslmode={decisive} failed at "
+                    f"{failed.stage}: {failed.error}; retrying in {pause:.2g} s"
+                )
+            )
+        time.sleep(pause)
+        delay = min(delay * 2, 5.0)
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -138,6 +224,8 @@ def _target_line(report: Report) -> str:
     t = report.target
     host = t.host or "(libpq's default socket)"
     where = f"{host}:{t.port}" if t.port is not None else host
+    if report.hosts:  # several hosts: each with its own port
+        where = ",".join(f"{h.host}:{h.port}" if h.port else h.host for h in report.hosts)
     return (
         f"{t.user or '?'}@{where}/{t.dbname or '?'}  ·  effective sslmode "
         f"{report.effective_sslmode}  ·  libpq {report.libpq_version}"
@@ -201,6 +289,41 @@ def _certificate_lines(report: Report) -> list[str]:
     ]
 
 
+def _client_cert_lines(report: Report) -> list[str]:
+    cc = report.client_certificate
+    if cc is None:
+        return []
+    left = f"{cc.days_left} days left" if cc.days_left >= 0 else "EXPIRED"
+    key = "matches the certificate" if cc.key_matches else "not checked"
+    if cc.key_encrypted:
+        key += ", encrypted (sslpassword set)" if cc.sslpassword_available else ", encrypted"
+    requested = {True: "yes", False: "no (the server did not ask for it)", None: "unknown"}
+    return [
+        f"client certificate  {cc.subject}  ({cc.cert_file})",
+        f"  issuer     {cc.issuer}",
+        f"  expires    {cc.not_after} ({left})",
+        f"  key        {cc.key_file}: {key}",
+        f"  requested  {requested[cc.requested]}",
+    ]
+
+
+def _hosts_lines(report: Report) -> list[str]:
+    """Every host of a multi-host target, and where each mode's connection landed."""
+    if not report.hosts:
+        return []
+    out = ["hosts (each tried alone):"]
+    for h in report.hosts:
+        where = f"{h.host}:{h.port}" if h.port is not None else h.host
+        state = f"ok  {h.role}" if h.ok else f"FAILED at {h.stage}: {h.error or '?'}"
+        cert = f"  cert {h.certificate.subject}" if h.certificate is not None else ""
+        out.append(f"  {where}  {state}{cert}")
+    for r in report.results:
+        if r.ok and r.host:
+            role = f" ({r.role})" if r.role else ""
+            out.append(f"sslmode={r.sslmode} connected to {r.host}:{r.port}{role}")
+    return out
+
+
 def _failure_lines(report: Report) -> list[tuple[str, str]]:
     """(label, text) pairs under the table: each distinct failure's error and hint, once, with
     the modes that share it (a refused port fails the same way under all six)."""
@@ -235,11 +358,11 @@ def _render_plain(report: Report) -> None:
         common.out()
         for label, text in failures:
             common.out(_safe(f"{label} {text}"))
-    cert_lines = _certificate_lines(report)
-    if cert_lines:
-        common.out()
-        for line in cert_lines:
-            common.out(_safe(line))
+    for block in (_hosts_lines(report), _certificate_lines(report), _client_cert_lines(report)):
+        if block:
+            common.out()
+            for line in block:
+                common.out(_safe(line))
 
 
 def _text(value: str, style: str = "") -> Text:
@@ -249,7 +372,6 @@ def _text(value: str, style: str = "") -> Text:
 
 
 def _render_rich(report: Report) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     console = common.out_console()
@@ -257,9 +379,48 @@ def _render_rich(report: Report) -> None:
     probe_line = _probe_line(report)
     if probe_line:
         console.print(_text(f"probe: {probe_line}", "dim"))
-    table = Table(*(c for c in _COLUMNS), header_style="bold")
-    for r in report.results:
-        cells = _row(r)
+    _results_rich(report, console)
+    if len(report.results) == 1:
+        console.print(_text(f"stages: {_stages_line(report.results[0])}", "dim"))
+    for label, text in _failure_lines(report):
+        line = Text()
+        line.append(_safe(f"{label} "), style="yellow" if label.strip() == "hint:" else "bold red")
+        line.append(_safe(text))  # Text.append takes the string as data, never as markup
+        console.print(line)
+    for block in (_hosts_lines(report), _certificate_lines(report), _client_cert_lines(report)):
+        if block:
+            console.print()
+            for block_line in block:
+                console.print(_text(block_line))
+
+
+def _results_rich(report: Report, console: Console) -> None:
+    """The results table. Cells are never cut or folded mid-token ("verify-f…" on 80 columns):
+    every column keeps its full width; on a terminal too narrow for the boxed table the boxes go
+    (one space between columns fits the eight columns in 80), and narrower still, one record per
+    mode, wrapped between words."""
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [_row(r) for r in report.results]
+    need = sum(max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_COLUMNS))
+    if console.width < need + len(_COLUMNS) - 1:
+        for r, cells in zip(report.results, rows, strict=True):
+            record = Text()
+            record.append(_safe(cells[0].ljust(11)), style="bold")
+            record.append(" ")
+            record.append(_safe(cells[1]), style="green" if r.ok else "red")
+            pairs = [f"{c}={v}" for c, v in zip(_COLUMNS[2:], cells[2:], strict=True)]
+            record.append(_safe(" " + " ".join(pairs)))
+            console.print(record)
+        return
+    if console.width >= need + 3 * len(_COLUMNS) + 1:
+        table = Table(header_style="bold")
+    else:
+        table = Table(header_style="bold", box=None, padding=(0, 1, 0, 0), pad_edge=False)
+    for column in _COLUMNS:
+        table.add_column(column, no_wrap=True)
+    for r, cells in zip(report.results, rows, strict=True):
         style = "green" if r.ok else "red"
         table.add_row(
             _text(cells[0], "bold"),
@@ -268,15 +429,3 @@ def _render_rich(report: Report) -> None:
             *(_text(c) for c in cells[3:]),
         )
     console.print(table)
-    if len(report.results) == 1:
-        console.print(_text(f"stages: {_stages_line(report.results[0])}", "dim"))
-    for label, text in _failure_lines(report):
-        line = Text()
-        line.append(_safe(f"{label} "), style="yellow" if label.strip() == "hint:" else "bold red")
-        line.append(_safe(text))  # Text.append takes the string as data, never as markup
-        console.print(line)
-    cert_lines = _certificate_lines(report)
-    if cert_lines:
-        console.print()
-        for cert_line in cert_lines:
-            console.print(_text(cert_line))

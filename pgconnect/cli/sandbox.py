@@ -77,6 +77,14 @@ def _env_flag(env: str) -> str:
 @sandbox_app.command("start")
 def start(
     port: PortOpt = None,
+    client_cert: Annotated[
+        bool,
+        typer.Option(
+            "--client-cert",
+            help="Also demand a client certificate (mutual TLS: hostssl … clientcert=verify-full); "
+            "issue one for the role from the sandbox CA and write DB_SSLCERT/DB_SSLKEY.",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     env: SandboxEnvOpt = None,
     debug: DebugOpt = False,
@@ -97,6 +105,8 @@ def start(
       pgconnect sandbox start --port 54329
 
       pgconnect sandbox start && pgconnect check -e sandbox --sslmode all
+
+      pgconnect sandbox start --client-cert    # mutual TLS: a client certificate is required
     """
     from pgconnect import sandbox
 
@@ -104,7 +114,9 @@ def start(
     assert ctx.env is not None
     store = common.open_store()
     with common.progress("starting the sandbox") as step:
-        started = sandbox.start(ctx.project, ctx.env, store, port=port, progress=step)
+        started = sandbox.start(
+            ctx.project, ctx.env, store, port=port, progress=step, client_cert=client_cert
+        )
     state = started.state
     flag = _env_flag(state.env)
     if started.already_running:
@@ -112,14 +124,21 @@ def start(
             f"sandbox{flag} is already running on {state.host}:{state.port} "
             f"(data {state.data_dir}); stop it with: pgconnect sandbox stop{flag}"
         )
+        if client_cert and "DB_SSLCERT" not in started.vars:
+            common.warn(
+                "--client-cert was not used: the running sandbox does not demand client "
+                f"certificates; restart it: pgconnect sandbox stop{flag} && "
+                f"pgconnect sandbox start{flag} --client-cert"
+            )
         if port is not None and port != state.port:
             common.warn(f"--port {port} was not used: the running sandbox keeps port {state.port}")
         _say_recovered(started.recovered, state, started.service, store.kind)
     else:
         runs_as = f"; the server runs as {state.server_user}" if state.server_user else ""
+        mutual = " and a client certificate required" if client_cert else ""
         common.note(
             f"sandbox running: PostgreSQL {started.server_version} on {state.host}:{state.port}, "
-            f"TLS with its own CA{runs_as}"
+            f"TLS with its own CA{mutual}{runs_as}"
         )
         where = "" if state.in_project else " (the server user cannot reach the project folder)"
         common.note(f"  data    {state.data_dir}{where}")
