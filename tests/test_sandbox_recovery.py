@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import stat
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -252,3 +253,28 @@ def test_a_configured_base_is_left_alone(box: Box) -> None:
     )
     assert result.returncode == 5, result
     assert "sets no connection" not in result.stderr
+
+
+def test_client_cert_sandbox_recovers_across_throwaway_keyrings(tmp_path: Path) -> None:
+    """`sandbox start --client-cert`: every app login needs the certificate; the password check
+    and the recovery still work when each shell has a new throwaway keyring (keyring run)."""
+    folder = tmp_path / "mtls"
+    folder.mkdir()
+    env = {"PATH": os.environ["PATH"]}
+
+    def run(*args: str) -> Result:
+        return run_cli(*args, env=env, cwd=folder, timeout=120)
+
+    assert run("init", "--name", f"mt-{uuid.uuid4().hex[:8]}").returncode == 0
+    pgc = f"{sys.executable} -m pgconnect"
+    try:
+        first = run("keyring", "run", "--", "sh", "-c",
+                    f"{pgc} sandbox start --client-cert && {pgc} check -e sandbox")  # fmt: skip
+        assert first.returncode == 0, first
+        second = run("keyring", "run", "--", "sh", "-c",
+                     f"{pgc} sandbox start --client-cert && {pgc} check -e sandbox && "
+                     f"{pgc} sandbox start --client-cert")  # fmt: skip
+        assert second.returncode == 0, second
+        assert second.stderr.count("recovered the sandbox's password") == 1, second
+    finally:
+        run("keyring", "run", "--", sys.executable, "-m", "pgconnect", "sandbox", "stop")
