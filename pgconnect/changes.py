@@ -112,11 +112,18 @@ class Undo:
             raise
 
 
-def put(
-    proj: Project, env: str | None, name: str, value: Secret, store: SecretStore
-) -> tuple[str, bool]:
-    """Store NAME = VALUE for ENV and declare it in the project file; return the service, and
-    whether the value took over from a command the section had for NAME ([secret_commands]).
+@dataclass
+class Stored:
+    """What ``put`` did: the store's service, the value it replaced (None: there was none), and
+    whether the value took over from a command the section had for NAME ([secret_commands])."""
+
+    service: str
+    previous: Secret | None
+    replaced_command: bool
+
+
+def put(proj: Project, env: str | None, name: str, value: Secret, store: SecretStore) -> Stored:
+    """Store NAME = VALUE for ENV and declare it in the project file.
 
     The checks come first (name, variable-or-secret, value); the store is changed inside the
     file's edit, so a failed store call leaves the file alone and a failed write puts the store
@@ -150,7 +157,8 @@ def put(
             f"{where} (pgconnect secret list shows whether it is set)"
         )
         raise
-    return service, replaced_command
+    previous = undo.previous[-1][1] if undo.previous else None
+    return Stored(service, previous, replaced_command)
 
 
 def check_bulk(proj: Project, env: str | None, entries: Mapping[str, str | None]) -> None:
@@ -167,7 +175,8 @@ def bulk(
 ) -> list[tuple[str, str]]:
     """Set (a value) or delete (None) each entry, then record the result in the project file.
 
-    Returns (name, what happened: ``set``, ``deleted`` or ``absent``) in order. Declarations
+    Returns (name, what happened: ``set``, ``replaced`` (another value was there), ``deleted``
+    or ``absent``) in order. Declarations
     follow what really happened, also when a store call failed half-way; if the file cannot be
     written, the store is put back as it was.
     """
@@ -183,7 +192,9 @@ def bulk(
             try:
                 if value is not None:
                     store.set(service, name, Secret(value))
-                    done.append((name, "set"))
+                    before = undo.previous[-1][1]
+                    replaced = before is not None and before.reveal() != value
+                    done.append((name, "replaced" if replaced else "set"))
                 else:
                     removed = store.delete(service, name)
                     done.append((name, "deleted" if removed else "absent"))
@@ -203,7 +214,7 @@ def bulk(
         if done:
             with undo.unless_recorded(), projectfile.edit(proj.path) as editor:
                 for name, what in done:
-                    if what in ("set", "maybe set"):
+                    if what in ("set", "replaced", "maybe set"):
                         editor.declare_secret(name, env)
                     else:
                         editor.undeclare_secret(name, env)

@@ -677,6 +677,7 @@ def check(
     timeout: float = 10.0,
     missing_secrets: Sequence[str] = (),
     env: str | None = None,
+    missing_put: str | None = None,
     warnings: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     deadline: float | None = None,
@@ -796,7 +797,7 @@ def check(
     target = _target(seen, environ, hosts, endpoint)
     if client_cert is not None:
         client_cert.requested = _requested(results)
-    _add_hints(results, net, missing_secrets, env)
+    _add_hints(results, net, missing_secrets, env, missing_put)
     _add_context_hints(results, conn, target, client_cert, host_results)
     report = Report(
         target=target,
@@ -808,7 +809,13 @@ def check(
         hosts=host_results,
     )
     extra = client_cert.warnings(target.user) if client_cert is not None else []
-    report.warnings = list(dict.fromkeys([*warnings, *_warnings(report, hosts), *extra]))
+    # No host from anywhere (DB_HOST, PGHOST, a service): libpq picked its compiled-in socket.
+    defaulted = not any(conn.get(k) for k in ("host", "hostaddr", "service")) and not any(
+        environ.get(v) for v in ("PGHOST", "PGHOSTADDR", "PGSERVICE")
+    )
+    report.warnings = list(
+        dict.fromkeys([*warnings, *_warnings(report, hosts, host_defaulted=defaulted), *extra])
+    )
     return report
 
 
@@ -899,6 +906,7 @@ def check_resolution(
         timeout=timeout,
         missing_secrets=resolution.missing_secrets,
         env=resolution.env,
+        missing_put=resolution.missing_secret_commands() if resolution.missing_secrets else None,
         warnings=[extra] if extra else [],
         deadline=deadline,
         implied={p.keyword: p.reveal() for p in resolution.params if not p.explicit},
@@ -978,7 +986,11 @@ def _accepted(results: Sequence[ModeResult]) -> list[str]:
 
 
 def _add_hints(
-    results: list[ModeResult], net: Network, missing_secrets: Sequence[str], env: str | None
+    results: list[ModeResult],
+    net: Network,
+    missing_secrets: Sequence[str],
+    env: str | None,
+    missing_put: str | None = None,
 ) -> None:
     """Sharpen classify()'s generic hints with what this run learnt (other modes, the cert)."""
     accepted = _accepted(results)
@@ -1031,10 +1043,8 @@ def _add_hints(
         if r.exit_code == ExitCode.REJECTED and missing_secrets:
             names = ", ".join(missing_secrets)
             where = f" --env {env}" if env else ""
-            note = (
-                f"declared secret {names} is not set, so it was not sent: "
-                f"pgconnect secret put {missing_secrets[0]}{where}"
-            )
+            put = missing_put or f"pgconnect secret put {missing_secrets[0]}{where}"
+            note = f"declared secret {names} is not set, so it was not sent: {put}"
             if re.search(r"password|fe_sendauth|authentication failed", text):
                 r.hint = note
             else:
@@ -1046,11 +1056,17 @@ def _add_hints(
 _NEON = re.compile(r"^(?P<endpoint>[^.]+)\.(?P<rest>.+\.neon\.tech)$", re.IGNORECASE)
 
 
-def _warnings(report: Report, hosts: list[_Host]) -> list[str]:
+def _warnings(report: Report, hosts: list[_Host], *, host_defaulted: bool = False) -> list[str]:
     out: list[str] = []
     net = report.network
     tcp_hosts = [h for h in hosts if not h.is_socket]
-    if net.unix_socket:
+    if net.unix_socket and host_defaulted:
+        where = f" in {report.target.host}" if report.target.host else ""
+        out.append(
+            f"DB_HOST is not set, so libpq's default applies: the Unix socket{where}, where "
+            "sslmode does not apply (libpq never uses TLS on a socket)"
+        )
+    elif net.unix_socket:
         out.append(
             "DB_HOST is a Unix socket: sslmode does not apply there (libpq never uses TLS on a "
             "socket; the connection is local)"

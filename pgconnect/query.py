@@ -59,7 +59,7 @@ class Request:
     """What to run and how."""
 
     sql: str
-    bindings: Mapping[str, str] | None = None  # None: no -p given (no placeholders recognised)
+    bindings: Mapping[str, str] | None = None  # None: no -p given (placeholders still need one)
     read_only: bool = False
     timeout: float | None = None  # seconds → statement_timeout
 
@@ -123,7 +123,6 @@ def prepare(request: Request) -> Plan:
             "no SQL to run (the input is empty or only comments)",
             hint='give it as an argument, with -f FILE, or on stdin: pgconnect query "select 1"',
         )
-    used: set[str] = set()
     for stmt in statements:
         meta = sqltext.meta_command(stmt)
         if meta is not None:
@@ -144,15 +143,15 @@ def prepare(request: Request) -> Plan:
                 "runs every statement in one transaction of its own",
                 hint="drop the transaction statements, or leave out --read-only/--timeout",
             )
-        if request.bindings is not None:
-            for ph in stmt.placeholders:
-                if ph.name not in request.bindings:
-                    line, _, _ = sqltext.locate(stmt.sql, ph.start)
-                    raise UsageError(
-                        f"%({ph.name})s (line {line}) has no value",
-                        hint=f"pass it with -p {ph.name}=VALUE",
-                    )
-                used.add(ph.name)
+    # With or without -p: a placeholder never reaches the server as text (sqltext's rule).
+    ph = sqltext.unbound(statements, request.bindings)
+    if ph is not None:
+        line, _, _ = sqltext.locate(request.sql, ph.start)
+        raise UsageError(
+            f"%({ph.name})s (line {line}) has no value",
+            hint=f"pass it with -p {ph.name}=VALUE (or write %% for a literal %)",
+        )
+    used = sqltext.used_names(statements)
     unused = [] if request.bindings is None else sorted(set(request.bindings) - used)
     return Plan(statements, unused)
 
@@ -197,8 +196,9 @@ def convert(stmt: Statement, bindings: Mapping[str, str] | None) -> Sent:
     """The statement's text with psycopg-style placeholders turned into $n (values bound by the
     server, never pasted into the SQL) and %% into %."""
     sql = stmt.sql
-    if bindings is None or not (stmt.placeholders or stmt.percents):
+    if not (stmt.placeholders or stmt.percents):
         return Sent(stmt, stmt.text, None, [(0, stmt.start)])
+    bindings = bindings or {}  # prepare() made sure every placeholder has a value
     edits: list[tuple[int, int, str | None]] = [
         (p.start, p.end, p.name) for p in stmt.placeholders
     ] + [(q, q + 2, None) for q in stmt.percents]

@@ -73,6 +73,9 @@ class Resolution:
     values: dict[str, Value]
     params: list[Param] = field(default_factory=list)
     missing_secrets: list[str] = field(default_factory=list)
+    #: For each missing secret, the environment whose ``secrets`` declare it (None: the base):
+    #: that is where ``secret put`` must store it.
+    missing_declared_in: dict[str, str | None] = field(default_factory=dict)
 
     def param(self, keyword: str) -> Param | None:
         for p in self.params:
@@ -101,15 +104,39 @@ class Resolution:
     def host(self) -> str | None:
         return self.get("host")
 
+    def missing_secret_commands(self) -> str:
+        """The ``secret put`` line(s) that set every missing secret where it is declared; for a
+        sandbox's own DB_PASSWORD (nobody ever saw it), ``sandbox start``, which sets a new one."""
+        lines: list[str] = []
+        for name in self.missing_secrets:
+            env = self.missing_declared_in.get(name, self.env)
+            if name == "DB_PASSWORD" and env is not None and self._has_sandbox(env):
+                lines.append("pgconnect sandbox start" + ("" if env == "sandbox" else f" -e {env}"))
+            else:
+                lines.append(put_commands([(name, env)]))
+        return "; ".join(lines)
+
+    def _has_sandbox(self, env: str) -> bool:
+        # pgconnect.sandbox.state_path, without importing the sandbox on every connection.
+        return (self.project.folder / ".pgconnect" / f"{env}.json").is_file()
+
     def missing_secret_warning(self) -> str | None:
+        """One warning naming every declared secret that is not set, and where to put each."""
         if not self.missing_secrets:
             return None
-        names = ", ".join(self.missing_secrets)
-        where = f" --env {self.env}" if self.env else ""
-        return (
-            f"declared secret {names} is not set in the secret store; "
-            f"set it with: pgconnect secret put {self.missing_secrets[0]}{where}"
-        )
+        if len(self.missing_secrets) == 1:
+            what = f"declared secret {self.missing_secrets[0]} is not set"
+        else:
+            what = f"declared secrets {', '.join(self.missing_secrets)} are not set"
+        return f"{what} in the secret store; set with: {self.missing_secret_commands()}"
+
+
+def put_commands(missing: list[tuple[str, str | None]]) -> str:
+    """``pgconnect secret put NAME [--env E]`` for each (name, declaring environment), joined
+    with ``; `` so the line can be pasted into a shell (each asks for its value)."""
+    return "; ".join(
+        f"pgconnect secret put {name}" + (f" --env {env}" if env else "") for name, env in missing
+    )
 
 
 def file_source(env: str | None) -> str:
@@ -270,7 +297,15 @@ def resolve(
     values, missing = resolve_values(
         project, env, environ, store, names=names, terminal=terminal, connection=connection
     )
-    resolution = Resolution(project=project, env=env, values=values, missing_secrets=missing)
+    declared = project.declared_secrets(env)
+    resolution = Resolution(
+        project=project,
+        env=env,
+        values=values,
+        missing_secrets=missing,
+        # The most specific declaration: the environment's own before the base's.
+        missing_declared_in={n: next(e for d, e in declared if d == n) for n in missing},
+    )
     resolution.params = build_params(values, project.folder, environ)
     made.append(resolution)
     _require_tls_for_token(resolution)

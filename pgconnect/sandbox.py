@@ -136,6 +136,9 @@ class Started:
     vars: dict[str, str]
     ignored_by_git: bool | None  # None when the folder has no .gitignore
     password_in_environment: bool
+    #: A running sandbox whose password had to be set anew: why ("missing" from the store, or
+    #: "wrong": the stored one does not log in). None when nothing was recovered.
+    recovered: str | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,8 @@ def start(
     service = service_name(project.name, env)
     current = status(project, env)
     if current.state is not None and current.running:
+        progress("checking the sandbox's password")
+        recovered = recover_password(project, current.state, store, service)
         return Started(
             state=current.state,
             already_running=True,
@@ -296,6 +301,7 @@ def start(
             vars=_vars_for(current.state),
             ignored_by_git=_ignored_by_git(project),
             password_in_environment=PASSWORD_NAME in environ,
+            recovered=recovered,
         )
     if current.state is not None:
         _remove(current.state, project)  # stale: the server is gone; clear what it left
@@ -477,15 +483,18 @@ def _clear_leftover(root: Path) -> None:
 
 
 def _initdb(cluster: Cluster, superuser_pw: str) -> None:
-    pwfile = cluster.root / "superuser.pw"
+    pwfile = superuser_password_file(cluster.root)
     fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(superuser_pw + "\n")
     chown_to(cluster.user, pwfile)
     try:
         cluster.initdb(pwfile)
-    finally:
+    except BaseException:
         pwfile.unlink(missing_ok=True)
+        raise
+    # Kept (0600, in the cluster's own 0700 folder, owned by the server user): the sandbox's way
+    # back in as superuser when its app password is lost (recover_password).
 
 
 def _start(cluster: Cluster) -> None:
@@ -590,6 +599,158 @@ def _ignored_by_git(project: Project) -> bool | None:
         os.close(fd)
     patterns = {ln.strip() for ln in lines}
     return bool(patterns & {".pgconnect", ".pgconnect/", "/.pgconnect", "/.pgconnect/"})
+
+
+# --------------------------------------------------------------------------- recovery
+#
+# The sandbox owns its cluster, so a lost or overwritten app password is never a dead end: the
+# superuser's password lives in the cluster's folder (mode 0600 inside a 0700 folder owned by the
+# server user: only that user, and root, can read it), and `sandbox start` on a running sandbox
+# uses it to give the app role a new password, then stores that one.
+
+SUPERUSER = "postgres"
+SUPERUSER_FILE = "superuser.pw"
+
+
+def superuser_password_file(root: Path) -> Path:
+    return root / SUPERUSER_FILE
+
+
+def password_works(state: State, password: Secret) -> bool:
+    """Does PASSWORD log the app role in? False only for a login the server rejected; a server
+    that cannot be reached is an error (nothing to recover then)."""
+    import psycopg
+
+    conninfo = _sandbox_conninfo(state, state.user, password.reveal())
+    # A sandbox started with --client-cert demands the app role's certificate too.
+    cert, key = client_cert_paths(Path(state.ca_file), state.env)
+    if cert.is_file() and key.is_file():
+        conninfo.update(sslcert=str(cert), sslkey=str(key))
+    try:
+        with psycopg.connect(**conninfo):
+            return True
+    except psycopg.OperationalError as exc:
+        text = redact(str(exc), password.reveal())
+        if exc.sqlstate == "28P01" or "password authentication failed" in text:
+            return False
+        first = text.strip().splitlines()
+        raise CommandError(
+            f"the sandbox on port {state.port} runs but does not accept a login: "
+            f"{first[0] if first else type(exc).__name__}",
+            hint="restart it: pgconnect sandbox stop"
+            + ("" if state.env == DEFAULT_ENV else f" -e {state.env}")
+            + " && pgconnect sandbox start"
+            + ("" if state.env == DEFAULT_ENV else f" -e {state.env}"),
+        ) from None
+
+
+def recover_password(
+    project: Project, state: State, store: SecretStore, service: str
+) -> str | None:
+    """Give a running sandbox's app role a new password when the stored one is missing or
+    wrong; return why ("missing", "wrong"), or None when the stored one works."""
+    stored = store.get(service, PASSWORD_NAME)
+    if stored is not None and password_works(state, stored):
+        _declare_password(project, state.env)
+        return None
+    reason = "missing" if stored is None else "wrong"
+    superuser_pw = _read_superuser_password(state)
+    password = secrets.token_urlsafe(24)
+    _set_role_password(state, superuser_pw, password)
+    store.set(service, PASSWORD_NAME, Secret(password))
+    _declare_password(project, state.env)
+    return reason
+
+
+def _read_superuser_password(state: State) -> str:
+    path = superuser_password_file(Path(state.root))
+    flag = "" if state.env == DEFAULT_ENV else f" -e {state.env}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise CommandError(
+            f"the sandbox's password is not in the secret store, and its superuser password "
+            f"file {path} cannot be read ({exc.strerror}): the sandbox was started by an older "
+            "pgconnect, or that file was removed",
+            hint=f"start it afresh (its data is throwaway): pgconnect sandbox stop{flag} && "
+            f"pgconnect sandbox start{flag}",
+        ) from None
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        st = os.fstat(fh.fileno())
+        # Like libpq's passfile rule: a file others could read, or that another user put
+        # there, is no secret of the sandbox's; refuse it.
+        try:
+            owner_ok = st.st_uid == _server_uid(state)
+        except KeyError:
+            owner_ok = False
+        if st.st_mode & 0o077 or not owner_ok:
+            raise CommandError(
+                f"{path} is not the sandbox's own (mode {st.st_mode & 0o777:04o}, uid "
+                f"{st.st_uid}); not used",
+                hint=f"pgconnect sandbox stop{flag} && pgconnect sandbox start{flag}",
+            )
+        value = fh.read().strip()
+    Secret(value)  # held: masked in any message
+    return value
+
+
+def _sandbox_conninfo(state: State, user: str, password: str) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": state.port,
+        "user": user,
+        "password": password,
+        "dbname": "postgres",
+        "sslmode": "verify-full",
+        "sslrootcert": state.ca_file,
+        "gssencmode": "disable",
+        "connect_timeout": 10,
+        "autocommit": True,
+    }
+
+
+def _set_role_password(state: State, superuser_pw: str, password: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(**_sandbox_conninfo(state, SUPERUSER, superuser_pw)) as conn:
+            # A SCRAM verifier, never the password itself (as when the role was created).
+            verifier = conn.pgconn.encrypt_password(
+                password.encode(), state.user.encode(), b"scram-sha-256"
+            ).decode()
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(state.user), sql.Literal(verifier)
+                )
+            )
+    except psycopg.Error as exc:
+        message = redact(str(exc), superuser_pw, password).strip().splitlines()
+        raise CommandError(
+            "setting a new password for the sandbox's role failed: "
+            f"{message[0] if message else type(exc).__name__}"
+        ) from None
+
+
+def _declare_password(project: Project, env: str) -> None:
+    """A `secret delete` may have removed the declaration too: put it back."""
+    current = projectfile.load(project.path)
+    if env in current.envs and PASSWORD_NAME in current.envs[env].secrets:
+        return
+    with projectfile.edit(project.path) as editor:
+        editor.ensure_env(env)
+        editor.declare_secret(PASSWORD_NAME, env)
+
+
+def password_hint(project: Project, env: str | None) -> str | None:
+    """For a login the sandbox of ENV rejected: the command that sets its password anew."""
+    if env is None or not state_path(project, env).exists():
+        return None
+    flag = "" if env == DEFAULT_ENV else f" -e {env}"
+    return (
+        "this is the sandbox's own role: pgconnect sandbox start"
+        f"{flag} gives it a new password and stores it (no need to know the old one)"
+    )
 
 
 # --------------------------------------------------------------------------- stop

@@ -192,10 +192,9 @@ class FileStoreTimeoutError(StoreDeadlineError):
 
 
 _NO_KEYRING_HINT = (
-    "start a keyring (a desktop session runs one; headless: run inside dbus-run-session with "
-    "gnome-keyring-daemon --unlock), or set the value in the environment for this run "
-    "(e.g. DB_PASSWORD=… pgconnect …), or opt in to the plaintext file store with "
-    f"{STORE_ENV}=file"
+    "pgconnect keyring shell   (an unlocked keyring for this terminal; for one command: "
+    "pgconnect keyring run -- pgconnect …; --persistent keeps its secrets). Or give the value "
+    f"in the environment (DB_PASSWORD=… pgconnect …), or opt in to a plaintext file: {STORE_ENV}=file"
 )
 
 

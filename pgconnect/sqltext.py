@@ -12,6 +12,7 @@ can be tested on its own and used before any connection is made.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Identifiers: letters (any script), digits, _ and $ (PostgreSQL: scan.l's ident_start/ident_cont;
@@ -298,6 +299,33 @@ def _skip_block_comment(sql: str, i: int) -> int:
         else:
             j += 1
     return n
+
+
+# --------------------------------------------------------------------------- placeholders
+#
+# pgconnect's rule, the same whether or not -p is given (the SQL's meaning never depends on it):
+# outside string literals, quoted identifiers, dollar quotes and comments, ``%(name)s`` is a
+# placeholder whose value ``-p name=VALUE`` binds server-side, ``%%`` is one ``%``, and any other
+# ``%`` is itself (the modulo operator, pg_trgm's similarity operator). Inside them, nothing is
+# replaced: ``'50%%'`` is the four characters 50%%, as psql and the server read it.
+#
+# psycopg's rule differs in two ways, both from not reading SQL: it rewrites ``%`` only when
+# parameters are passed (without them, ``%%`` and ``%(id)s`` reach the server as written), and
+# then everywhere, inside literals too (``'50%%'`` becomes 50%).
+
+
+def unbound(statements: list[Statement], bindings: Mapping[str, str] | None) -> Placeholder | None:
+    """The first placeholder that BINDINGS (None: no -p given) has no value for."""
+    given = bindings or {}
+    for stmt in statements:
+        for ph in stmt.placeholders:
+            if ph.name not in given:
+                return ph
+    return None
+
+
+def used_names(statements: list[Statement]) -> set[str]:
+    return {ph.name for stmt in statements for ph in stmt.placeholders}
 
 
 def meta_command(stmt: Statement) -> str | None:

@@ -85,6 +85,26 @@ def start_keyring_session(folder: Path, password: str = "login-keyring-pw") -> K
         if probe.returncode in (0, 1) and "not provided" not in probe.stderr:
             break
         time.sleep(0.1)
+    # ... and until --unlock has made the login keyring the default collection: a first store
+    # before that makes the keyring library create a collection, which needs a prompt (and on a
+    # busy machine fails as "Prompt dismissed").
+    alias = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.secrets",
+             "/org/freedesktop/secrets", "org.freedesktop.Secret.Service.ReadAlias",
+             "string:default"]  # fmt: skip
+    while time.monotonic() < deadline:
+        reply = subprocess.run(alias, capture_output=True, text=True, env=env, timeout=10)
+        if "/collection/" in reply.stdout:
+            break
+        time.sleep(0.05)
+    # ... and until a store really works (on a loaded machine the first one can still fail).
+    while time.monotonic() < deadline:
+        probe = session.secret_tool(
+            "store", "--label", "probe", "service", "pgconnect-probe", "username", "x", input="x"
+        )
+        if probe.returncode == 0:
+            session.secret_tool("clear", "service", "pgconnect-probe", "username", "x")
+            break
+        time.sleep(0.1)
     return session
 
 
@@ -109,7 +129,7 @@ _AMBIENT = (
     else None
 )
 _AMBIENT_RUNTIME = os.environ.get("XDG_RUNTIME_DIR", "")
-_AMBIENT_HOME = os.environ.get("PGCONNECT_TEST_KEYRING_HOME", "")
+_AMBIENT_HOME = os.environ.get("HOME", "")  # secret-tool talks D-Bus only; any HOME will do
 
 
 @pytest.fixture(scope="session")

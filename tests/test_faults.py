@@ -577,7 +577,10 @@ def test_a_wedged_keyring_is_exit_4_within_the_deadline_for_every_command(
         os.kill(wedged.daemon.pid, signal.SIGCONT)
     for args, run in zip(commands, runs, strict=True):
         assert run is not None, args
-        assert run.returncode == 4, (args, run.result)
+        # secret list and explain need no secret value: the wedged keyring is a warning and the
+        # secret shows as unknown (docs/headless.md); every other command needs one: exit 4.
+        shows_only = args in (["secret", "list"], ["explain"])
+        assert run.returncode == (0 if shows_only else 4), (args, run.result)
         assert "did not answer within 5 s" in run.stderr, (args, run.result)
         # 5 s deadline + start-up, with all ten waiting at once on two shared cores.
         assert run.elapsed < 20, (args, run.elapsed)

@@ -142,7 +142,8 @@ CASES = [
     case("explain-bad-url-env", "explain", [], 3, setup=E(source=None, env_url=BAD_URL)),
     case("explain-bad-kv-env", "explain", [], 3, setup=E(source=None, env_url=BAD_KV)),
     case("explain-bad-url-secret", "explain", [], 3, setup=E(source=None, secret_url=BAD_URL)),
-    case("explain-no-dbus", "explain", [], 4, setup=E(source="secret", dbus=False)),
+    # explain and secret list need no value: without D-Bus they warn and show it unknown.
+    case("explain-no-dbus", "explain", [], 0, setup=E(source="secret", dbus=False)),
     # ---------------------------------------------------------------- secrets
     case("secret-put", "secret put", ["DB_PASSWORD"], setup=E(source=None), input=SENTINEL),
     case(
@@ -155,7 +156,7 @@ CASES = [
     ),
     case("secret-put-bad-name", "secret put", ["db_pw"], 3, input=SENTINEL),
     case("secret-list", "secret list", ["--json"], setup=E(source="secret")),
-    case("secret-list-no-dbus", "secret list", [], 4, setup=E(source="secret", dbus=False)),
+    case("secret-list-no-dbus", "secret list", [], 0, setup=E(source="secret", dbus=False)),
     case("secret-delete", "secret delete", ["DB_PASSWORD", "--yes"], setup=E(source="secret")),
     case(
         "secret-delete-no-dbus",
@@ -342,6 +343,36 @@ CASES = [
     case("url-command-fails", "url", ["--reveal"], 4, setup=E(source="command-fail")),
     case("query-command-fails", "query", ["select 1"], 4, setup=E(source="command-fail")),
     case("check-command-unapproved", "check", [], 4, setup=E(source="command-unapproved")),
+    # ---------------------------------------------------------------- keyring (headless)
+    case(
+        "keyring-run-secret-put",
+        "keyring run",
+        ["--", sys.executable, "-m", "pgconnect", "secret", "put", "API_TOKEN"],
+        setup=E(source=None, dbus=False),
+        input=SENTINEL,
+    ),
+    case(
+        "keyring-run-check",
+        "keyring run",
+        ["--", sys.executable, "-m", "pgconnect", "check"],
+        setup=E(source="env", dbus=False),
+    ),
+    case(
+        "keyring-run-status",
+        "keyring run",
+        ["--", "sh", "-c", "exit 5"],
+        5,
+        setup=E(source=None, dbus=False),
+        child_reports=True,
+    ),
+    case(
+        "keyring-shell-secret-put",
+        "keyring shell",
+        [],
+        setup=E(source=None, dbus=False, env={"SHELL": "/bin/sh"}),
+        # A here-document: the value reaches secret put's stdin, never a command line.
+        input=f"{sys.executable} -m pgconnect secret put API_TOKEN <<'END'\n{SENTINEL}\nEND\n",
+    ),
 ]
 
 SCRIPTS = Path(__file__).resolve().parent / "secret_scripts"

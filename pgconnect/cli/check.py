@@ -105,6 +105,7 @@ def check(
 
     with budget(deadline, f"--timeout {timeout:g} s"):
         resolution = ctx.resolve(connection_only=True)
+    common.refuse_libpq_defaults(resolution)
     effective = resolution.get("sslmode") or "prefer"
     if sslmode == ALL:
         modes: tuple[str, ...] = params.SSLMODES
@@ -121,6 +122,7 @@ def check(
     else:
         report = _wait_for(resolution, modes, decisive, timeout, wait, quiet)
 
+    _sandbox_hint(ctx, report)
     code = report.exit_code(decisive)
     if quiet:
         if code:
@@ -174,6 +176,19 @@ def _fetch_command_secrets(
     if lazy:
         deadline += time.monotonic() - started
     return modes, deadline
+
+
+def _sandbox_hint(ctx: common.Context, report: Report) -> None:
+    """A password the sandbox rejected: nobody knows its password, so the hint is the command
+    that sets a new one, not `secret put`."""
+    from pgconnect import sandbox
+    from pgconnect.errors import ExitCode
+
+    for r in report.results:
+        if r.exit_code == ExitCode.REJECTED and "password authentication failed" in (r.error or ""):
+            hint = sandbox.password_hint(ctx.project, ctx.env)
+            if hint:
+                r.hint = hint
 
 
 def _probe(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from pgconnect.api import Settings
     from pgconnect.project import Project
+    from pgconnect.resolve import Resolution
     from pgconnect.secrets import SecretStore
 
 
@@ -267,3 +268,16 @@ def stdout_is_tty() -> bool:
 def no_color() -> bool:
     # no-color.org: set and not empty.
     return bool(os.environ.get("NO_COLOR"))
+
+
+def refuse_libpq_defaults(resolution: Resolution, *, warn_only: bool = False) -> None:
+    """Base environment with nothing to connect to, in a project with a sandbox: stop (or warn)
+    with the same command line and ``-e sandbox`` as the hint (pgconnect.fresh)."""
+    from pgconnect.fresh import target_problem
+
+    problem = target_problem(resolution, sys.argv[1:])
+    if problem is None:
+        return
+    if not warn_only:
+        raise problem
+    warn(f"{problem.message}; {problem.hint}")

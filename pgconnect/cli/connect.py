@@ -63,7 +63,9 @@ def exec_command(
       pgconnect exec --url-var DATABASE_URL -- npm run migrate
     """
     ctx = common.load(config, env)
-    _hand_over(ctx.resolve(), command, url_var)
+    resolution = ctx.resolve()
+    common.refuse_libpq_defaults(resolution, warn_only=True)
+    _hand_over(resolution, command, url_var)
 
 
 def psql(
@@ -86,7 +88,9 @@ def psql(
       pgconnect psql --env staging -- -e -f migration.sql
     """
     ctx = common.load(config, env)
-    _hand_over(ctx.resolve(), ["psql", *context.args], None)
+    resolution = ctx.resolve()
+    common.refuse_libpq_defaults(resolution)
+    _hand_over(resolution, ["psql", *context.args], None)
 
 
 def _hand_over(resolution: Resolution, argv: list[str], url_var: str | None) -> None:

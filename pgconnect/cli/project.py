@@ -302,13 +302,29 @@ def explain(
 
       DB_PASSWORD=x pgconnect explain --env staging --json
     """
+    from pgconnect.headless import ReadOnlyStore, Unread
+    from pgconnect.resolve import resolve
+
     ctx = common.load(config, env)
-    resolution = ctx.resolve(connection_only=True)
+    # explain shows secrets masked, so it needs no value but DB_URL's (its parts are shown): a
+    # store that cannot be reached makes the secret's value "?" and one warning, not exit 4.
+    store = ReadOnlyStore(common.open_store, needed=frozenset({"DB_URL"}))
+    resolution = resolve(ctx.project, ctx.env, store, connection_only=True)
+    if store.error is not None:
+        common.warn(
+            f"{store.error.message}; secrets from it are shown as ?"
+            + (f"\nhint: {store.error.hint}" if store.error.hint else "")
+        )
     warning = resolution.missing_secret_warning()
     if warning:
         common.warn(warning)
     rows = [
-        {"keyword": p.keyword, "name": p.name, "value": p.shown(), "source": p.source}
+        {
+            "keyword": p.keyword,
+            "name": p.name,
+            "value": "?" if isinstance(p.value, Unread) else p.shown(),
+            "source": p.source + (" (not read)" if isinstance(p.value, Unread) else ""),
+        }
         for p in resolution.params
     ]
     if json_out:

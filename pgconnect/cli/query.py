@@ -228,6 +228,7 @@ def run(
 
         ctx = common.load(config, env)
         resolution = ctx.resolve(connection_only=True)
+        common.refuse_libpq_defaults(resolution)
         warning = resolution.missing_secret_warning()
         if warning:
             common.warn(warning)
@@ -254,6 +255,10 @@ def run(
         except RejectedError as exc:
             if resolution.missing_secrets and resolution.missing_secret_warning():
                 exc.hint = resolution.missing_secret_warning()
+            elif "password authentication failed" in exc.message:
+                from pgconnect import sandbox
+
+                exc.hint = sandbox.password_hint(ctx.project, ctx.env) or exc.hint
             raise
 
 

@@ -27,8 +27,9 @@ COMMANDS = {
     "query": "query",
     "sandbox": "sandbox",
     "export": "export",
+    "keyring": "keyring",
 }
-MODULES = ("project", "secret", "connect", "export", "check", "query", "sandbox")
+MODULES = ("project", "secret", "connect", "export", "check", "query", "sandbox", "keyring")
 
 
 def _version(value: bool) -> None:

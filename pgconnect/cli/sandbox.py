@@ -94,7 +94,9 @@ def start(
     A fresh CA and server certificate (localhost, 127.0.0.1, ::1), SCRAM, a role "app" and a database
     named after the project. Writes DB_HOST, DB_PORT, DB_USERNAME, DB_NAME, DB_SSLMODE=verify-full and
     DB_SSLROOTCERT to [env.sandbox.vars] and stores a random DB_PASSWORD secret for that environment.
-    Data lives in .pgconnect/ beside the project file. Already running: says so, exit 0.
+    Data lives in .pgconnect/ beside the project file. Already running: says so, exit 0; if its
+    DB_PASSWORD is missing from the secret store or no longer logs in (a new keyring, a secret put
+    over it), gives its role a new password and stores it.
 
     Examples:
 
@@ -130,6 +132,7 @@ def start(
             )
         if port is not None and port != state.port:
             common.warn(f"--port {port} was not used: the running sandbox keeps port {state.port}")
+        _say_recovered(started.recovered, state, started.service, store.kind)
     else:
         runs_as = f"; the server runs as {state.server_user}" if state.server_user else ""
         mutual = " and a client certificate required" if client_cert else ""
@@ -156,6 +159,22 @@ def start(
             "DB_PASSWORD is set in your environment: it overrides the sandbox's secret for "
             "every command run with it"
         )
+
+
+def _say_recovered(reason: str | None, state: State, service: str, kind: str) -> None:
+    """The running sandbox's password was missing or wrong and was set anew (sandbox.recover)."""
+    if reason is None:
+        return
+    where = "keyring" if kind == "keyring" else f"{kind} store"
+    why = (
+        f"its DB_PASSWORD was not in the {where} ({service})"
+        if reason == "missing"
+        else f"the DB_PASSWORD in the {where} ({service}) did not log in (replaced?)"
+    )
+    common.note(
+        f"recovered the sandbox's password: {why}; gave role {state.user} a new password "
+        f"(as the cluster's superuser) and stored it in {service}"
+    )
 
 
 @sandbox_app.command("stop")

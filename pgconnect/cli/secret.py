@@ -208,9 +208,17 @@ def put(
     value = _read_value(name)
     changes.check_value(name, value.reveal())
     store = common.open_store()
-    service, replaced_command = changes.put(ctx.project, ctx.env, name, value, store)
+    stored = changes.put(ctx.project, ctx.env, name, value, store)
+    service, replaced_command = stored.service, stored.replaced_command
+    if stored.previous is None:
+        verb = "stored"
+    elif stored.previous == value:
+        verb = "stored (the same value was already there)"
+    else:
+        # Said every time, so a script that overwrote the wrong environment's value can tell.
+        verb = "replaced"
     common.note(
-        f"stored {name} in the {_label(store)} (service {service}) and declared it in "
+        f"{verb} {name} in the {_label(store)} (service {service}) and declared it in "
         f"{_where(ctx.env)} of {ctx.project.path}"
     )
     if replaced_command:
@@ -326,10 +334,14 @@ def list_(
       pgconnect secret list --env staging --json
     """
     from pgconnect import approval
+    from pgconnect.headless import ReadOnlyStore, Unread
 
     ctx = common.load(config, env)
     declared = ctx.project.declared_secrets(ctx.env)
-    opened: list[SecretStore] = []  # the keyring is opened only for a secret it holds
+    # Whether a secret is set needs no value: a store that cannot be reached (no D-Bus session,
+    # locked) is reported per secret ("set": null) with one warning, not exit 4. The store is
+    # opened only for a secret it holds (not for one bound to a command).
+    store = ReadOnlyStore(common.open_store)
     rows: list[dict[str, object]] = []
     shown: dict[int, str] = {}  # row index -> where, for the text form
     for name, decl_env in declared:
@@ -352,13 +364,16 @@ def list_(
                 }
             )
             continue
-        if not opened:
-            opened.append(common.open_store())
-        store = opened[0]
         service = service_name(ctx.project.name, decl_env)
-        is_set = store.get(service, name) is not None
+        got = store.get(service, name)
+        is_set = None if isinstance(got, Unread) else got is not None
         shown[len(rows)] = f"{store.kind}:{service}"
         rows.append({"name": name, "env": decl_env, "set": is_set, "store": store.kind})
+    if store.error is not None:
+        common.warn(
+            f"{store.error.message}; whether each secret is set is unknown"
+            + (f"\nhint: {store.error.hint}" if store.error.hint else "")
+        )
     if json_out:
         common.out(json.dumps(rows, ensure_ascii=False))
         return
@@ -369,7 +384,7 @@ def list_(
     states = [
         ("approved" if r["approved"] else "not approved")
         if r["store"] == "command"
-        else ("set" if r["set"] else "not set")
+        else ("set" if r["set"] else "unknown" if r["set"] is None else "not set")
         for r in rows
     ]
     state_width = max(len(st) for st in states)
