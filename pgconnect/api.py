@@ -95,13 +95,10 @@ def resolve_settings(
     r = resolve(
         proj, env, store, environ=environ, connection_only=connection_only, terminal=terminal
     )
-    return Settings(
-        project=r.project,
-        env=r.env,
-        values=r.values,
-        params=r.params,
-        missing_secrets=r.missing_secrets,
-    )
+    from dataclasses import fields
+
+    # Every field of the resolution, so a field added to Resolution is never silently dropped.
+    return Settings(**{f.name: getattr(r, f.name) for f in fields(r)})
 
 
 def settings(

@@ -180,13 +180,17 @@ def _parse_kv(s: str) -> dict[str, str]:
     return opts.values
 
 
-def _decode(text: str, uri: str, shown: str) -> str:
+def _decode(text: str, uri: str, shown: str, *, secret: bool = False) -> str:
     """libpq conninfo_uri_decode: %XX byte escapes (no '+' for space), %00 forbidden, then UTF-8.
 
     libpq 17+: leading and trailing spaces are skipped and a space inside is an error
     ("unexpected spaces found … use percent-encoded spaces (%20) instead"). SHOWN names the part
-    in messages (``_Options.label``): never the text of a part that may be secret.
+    in messages (``_Options.label``): never the text of a part that may be secret. For a SECRET
+    part the URI is not echoed either: the redaction knows libpq's secret keywords, not every
+    name another driver gives a password.
     """
+    if secret:
+        uri = uri.partition("?")[0] + ("?…" if "?" in uri else "")
     stripped = text.strip(" ")
     if " " in stripped:
         raise _Invalid(
@@ -345,7 +349,11 @@ def _parse_query(query: str, uri: str, opts: _Options) -> None:
         raw_keyword = query[start:equals]
         keyword = _decode(raw_keyword, uri, opts.token(raw_keyword))
         value = query[equals + 1 : end]
-        value = _decode(value, uri, opts.label(value, secret=keyword in SECRET_KEYWORDS))
+        # A value is shown only under a keyword libpq knows and that is no secret: an unknown
+        # one (PASSWORD, a misspelling) may be a password written the way another driver takes
+        # it, and libpq refuses the keyword anyway.
+        maybe_secret = keyword in SECRET_KEYWORDS or keyword not in LIBPQ_KEYWORDS
+        value = _decode(value, uri, opts.label(value, secret=maybe_secret), secret=maybe_secret)
         # libpq: JDBC's ssl=true means sslmode=require.
         if keyword == "ssl" and value == "true":
             keyword, value = "sslmode", "require"

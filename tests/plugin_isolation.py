@@ -36,6 +36,16 @@ def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
+def _core_limit_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that runs ``pgconnect.cli.main()`` in pytest's own process must not set
+    RLIMIT_CORE to 0 (soft and hard) for the whole session: a later test could no longer allow
+    core dumps in a child (tests/test_trust_core.py proves the CLI's own limit in a subprocess)."""
+    import pgconnect.cli
+
+    monkeypatch.setattr(pgconnect.cli, "_no_core_dumps", lambda: None)
+
+
+@pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Clear PG*/DB_*/PGCONNECT_*, use a temporary HOME, and work in a temporary folder."""
     for key in list(os.environ):

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from pgconnect.params import SECRET_KEYWORDS
 from pgconnect.safetext import MASK, escape, redact
-from tests.conftest import Result, run_cli
+from tests.conftest import Result, run_cli, write_project
 from tests.faultkit import SENTINEL, tally
 
 HALF = len(SENTINEL) // 2
@@ -332,3 +332,15 @@ def test_no_connection_string_shape_shows_its_password_in_a_subprocess(
         result = run_cli(*args, env=env, input=data)
         check_run(case, reader, result, project.read_text())
     tally("redaction property: subprocess runs", len(READERS))
+
+
+@pytest.mark.parametrize("key", ["PASSWORD", "Password", "pass%77ord", "pwd", "secret"])
+def test_a_value_under_an_unknown_uri_keyword_is_never_quoted(key: str, isolated: Path) -> None:
+    # libpq's keywords are case-sensitive: PASSWORD is not libpq's, but it may well be the
+    # password as another driver takes it, so the parser's "unexpected spaces" never quotes it.
+    write_project(isolated, 'name = "r"\n[vars]\n')
+    url = f"postgresql://h/db?{key}={split(' ')}"
+    result = run_cli("url", env={"DB_URL": url})
+    assert result.returncode == 3, result
+    for part in hidden_parts():
+        assert part not in result.output, result
