@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from pgconnect.probe import ModeResult, Report
+    from pgconnect.report import ModeResult, Report
     from pgconnect.resolve import Resolution
 
 ALL = "all"
