@@ -435,8 +435,11 @@ def _run_sigwait(argv: list[str], handoff: Handoff, password: str | None) -> int
 
 def _wait(pid: int, waitset: set[signal.Signals]) -> int:
     while True:
-        info = signal.sigwaitinfo(waitset)
-        if info.si_signo == signal.SIGCHLD:
+        # Not sigwaitinfo alone: a process-directed SIGCHLD goes to any thread that does not block
+        # it, and another thread of this process (a keyring call's deadline, a library's worker)
+        # would take and discard it, leaving this wait forever. So the child is also polled.
+        info = signal.sigtimedwait(waitset, 0.25)
+        if info is None or info.si_signo == signal.SIGCHLD:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done == pid:
                 return _exit_code(status)
