@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgconnect.project import Project
-    from pgconnect.secrets import SecretStore
+    from pgconnect.store import SecretStore
 
 
 @dataclass(repr=False)
@@ -89,7 +89,7 @@ def resolve_settings(
     lets a secret's command use the terminal (a password manager's unlock prompt): only the CLI
     sets it; the library never prompts."""
     if store is None:
-        from pgconnect.secrets import open_store
+        from pgconnect.store import open_store
 
         store = open_store
     r = resolve(

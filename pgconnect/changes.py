@@ -23,7 +23,8 @@ from pgconnect import params
 from pgconnect import project as projectfile
 from pgconnect.errors import CommandError, ConfigError, PgconnectError
 from pgconnect.project import Project
-from pgconnect.secrets import Secret, SecretStore, service_name
+from pgconnect.secret import Secret, service_name
+from pgconnect.store import SecretStore
 
 
 def check_name(name: str) -> None:
@@ -132,7 +133,7 @@ def put(proj: Project, env: str | None, name: str, value: Secret, store: SecretS
     check_name(name)
     check_no_var(proj, name, env)
     check_value(name, value.reveal())
-    from pgconnect.secrets import StoreDeadlineError
+    from pgconnect.store import StoreDeadlineError
 
     service = service_name(proj.name, env)
     undo = Undo(store, service)
@@ -180,7 +181,7 @@ def bulk(
     follow what really happened, also when a store call failed half-way; if the file cannot be
     written, the store is put back as it was.
     """
-    from pgconnect.secrets import StoreDeadlineError
+    from pgconnect.store import StoreDeadlineError
 
     check_bulk(proj, env, entries)
     service = service_name(proj.name, env)

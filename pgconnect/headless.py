@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgconnect.errors import SecretStoreError
-from pgconnect.secrets import Secret, SecretStore
+from pgconnect.secret import Secret
+from pgconnect.store import SecretStore
 
 PASSWORD_ENV = "PGCONNECT_KEYRING_PASSWORD"
 #: Set in the child's environment: which kind of keyring session it runs in.

@@ -12,7 +12,7 @@ time, on the other CPU.
 A batch takes the fast way when its values need nothing (numbers without NaN/Infinity, strings
 without a quote, a backslash or a control character, no NULLs); otherwise only the columns that
 need it are converted value by value, by the rules PostgreSQL's ``to_json`` follows (see
-``render.json_value``), so the bytes are the same as ``row_to_json``'s whichever way a batch went.
+``pgvalues.json_value``), so the bytes are the same as ``row_to_json``'s whichever way a batch went.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 
-from pgconnect import render
+from pgconnect import pgvalues, render
 
 #: Types whose JSON is their text form as a string (PostgreSQL's to_json: "other" types).
 STRING_TYPES = frozenset(
@@ -45,11 +45,11 @@ STRING_TYPES = frozenset(
         3220,  # pg_lsn
     }
 )
-NUMBERS = render.NUMBER_TYPES
-RAW_JSON = frozenset({render.JSON, render.JSONB})
+NUMBERS = pgvalues.NUMBER_TYPES
+RAW_JSON = frozenset({pgvalues.JSON, pgvalues.JSONB})
 BOOLEANS = {b"t": b"true", b"f": b"false", b"\\N": b"null"}
 
-EXACT = frozenset({render.INT2, render.INT4, render.INT8})  # never NaN or Infinity
+EXACT = frozenset({pgvalues.INT2, pgvalues.INT4, pgvalues.INT8})  # never NaN or Infinity
 
 
 def _plain(joined: bytes) -> bool:
@@ -66,15 +66,15 @@ BATCH = 2000  # rows put together at a time
 
 
 #: Dates and times whose ISO DateStyle text pgconnect turns into to_json's ISO 8601 itself
-#: (``render.iso_datetime``: a "T" for the space, "+00:00" for "+00"); only when DateStyle is ISO.
-DATETIMES = frozenset({render.DATE, render.TIME, render.TIMESTAMP, render.TIMESTAMPTZ})
+#: (``pgvalues.iso_datetime``: a "T" for the space, "+00:00" for "+00"); only when DateStyle is ISO.
+DATETIMES = frozenset({pgvalues.DATE, pgvalues.TIME, pgvalues.TIMESTAMP, pgvalues.TIMESTAMPTZ})
 
 
 def by_server(oid: int, iso_dates: bool = True) -> bool:
     """Is the column sent as ``to_json(column)`` (its JSON is not its text form)?"""
     if oid in DATETIMES:
         return not iso_dates
-    return not (oid in NUMBERS or oid == render.BOOL or oid in RAW_JSON or oid in STRING_TYPES)
+    return not (oid in NUMBERS or oid == pgvalues.BOOL or oid in RAW_JSON or oid in STRING_TYPES)
 
 
 def select_list(oids: Sequence[int], iso_dates: bool = True) -> str:
@@ -88,7 +88,7 @@ def select_list(oids: Sequence[int], iso_dates: bool = True) -> str:
 def _datetime(value: bytes, oid: int) -> bytes:
     if value == NULL:
         return b"null"
-    return b'"' + render.iso_datetime(value.decode(), oid).encode() + b'"'
+    return b'"' + pgvalues.iso_datetime(value.decode(), oid).encode() + b'"'
 
 
 def _datetimes(col: list[bytes], oid: int) -> list[bytes] | None:
@@ -98,13 +98,13 @@ def _datetimes(col: list[bytes], oid: int) -> list[bytes] | None:
     joined = b"\n".join(col) + b"\n"  # a newline never occurs in these values
     if b"\\" in joined:  # NULL
         return None
-    if oid in (render.TIMESTAMP, render.TIMESTAMPTZ):
+    if oid in (pgvalues.TIMESTAMP, pgvalues.TIMESTAMPTZ):
         if joined.count(b" ") != rows:  # BC, infinity
             return None
         joined = joined.replace(b" ", b"T")
     elif b" " in joined or b"i" in joined:  # BC, infinity
         return None
-    if oid == render.TIMESTAMPTZ:
+    if oid == pgvalues.TIMESTAMPTZ:
         zone = col[0][-3:] + b"\n"  # "+00": hours only, the common case
         if zone[:1] not in (b"+", b"-") or joined.count(zone) != rows:
             return None
@@ -122,7 +122,7 @@ def _string(value: bytes) -> bytes:
 def _number(value: bytes) -> bytes:
     if value == NULL:
         return b"null"
-    return value if render._JSON_NUMBER.match(value.decode()) else b'"' + value + b'"'
+    return value if pgvalues.JSON_NUMBER.match(value.decode()) else b'"' + value + b'"'
 
 
 def _embedded(value: bytes) -> bytes:
@@ -139,7 +139,9 @@ class Assembler:
     def __init__(self, names: Sequence[str], oids: Sequence[int], iso_dates: bool = True) -> None:
         self.oids = list(oids)
         self.iso_dates = iso_dates
-        self.keys = [json.dumps(k, ensure_ascii=False).encode() for k in render.unique_names(names)]
+        self.keys = [
+            json.dumps(k, ensure_ascii=False).encode() for k in pgvalues.unique_names(names)
+        ]
 
     def lines(self, batch: bytes, rows: int) -> bytes:
         """BATCH: ROWS complete lines of COPY text output → as many JSON lines."""
@@ -163,7 +165,7 @@ class Assembler:
             elif oid in NUMBERS:
                 if NULL in col or b"NaN" in col or b"Infinity" in col or b"-Infinity" in col:
                     col = [_number(v) for v in col]
-            elif oid == render.BOOL:
+            elif oid == pgvalues.BOOL:
                 col = [BOOLEANS[v] for v in col]
             elif oid in DATETIMES and self.iso_dates:
                 bulk = _datetimes(col, oid)

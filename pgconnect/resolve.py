@@ -15,7 +15,8 @@ from pathlib import Path
 from pgconnect import keywords, params
 from pgconnect.errors import ConfigError
 from pgconnect.project import Project
-from pgconnect.secrets import MASK, Secret, SecretStore, service_name
+from pgconnect.secret import MASK, Secret, service_name
+from pgconnect.store import SecretStore
 
 ENVIRONMENT = "environment"
 DEFAULT = "default"

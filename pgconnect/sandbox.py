@@ -47,7 +47,8 @@ from pgconnect.cluster import (
 from pgconnect.connstr import redact
 from pgconnect.errors import CommandError
 from pgconnect.project import Project
-from pgconnect.secrets import Secret, SecretStore, service_name
+from pgconnect.secret import Secret, service_name
+from pgconnect.store import SecretStore
 
 DEFAULT_ENV = "sandbox"
 STATE_DIR = ".pgconnect"

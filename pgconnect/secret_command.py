@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgconnect.errors import ConfigError, Interrupted, SecretStoreError, Terminated
-from pgconnect.secrets import MASK, Secret
+from pgconnect.secret import MASK, Secret
 
 if TYPE_CHECKING:
     from pgconnect.project import Project
@@ -326,7 +326,7 @@ def _run(
     import shlex
     import subprocess
 
-    from pgconnect.secrets import strip_one_newline
+    from pgconnect.secretinput import strip_one_newline
 
     program = argv[0]
     try:
@@ -454,7 +454,7 @@ def _last_line(err: bytes | None, also: Sequence[str]) -> str | None:
 
 def redact_line(line: str, also: Sequence[str] = ()) -> str:
     from pgconnect.connstr import redact
-    from pgconnect.secrets import MIN_MASKED_LENGTH, held_values
+    from pgconnect.secret import MIN_MASKED_LENGTH, held_values
 
     masks = [v for v in also if len(v) >= MIN_MASKED_LENGTH]
     for value in sorted([*held_values(), *masks], key=len, reverse=True):

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from pgconnect import render
+from pgconnect import pgvalues, render
 from pgconnect.render import Column, TableStyle, Written
 from pgconnect.safetext import UNSAFE, escape_control
 
@@ -43,7 +43,7 @@ ESCAPE = "1;35"  # bold magenta (also inside a bold header)
 RULE = "2"  # dim
 
 #: Types whose values are never broken at a space: numbers, dates, times, intervals.
-UNBREAKABLE = render.RIGHT_ALIGNED | render.DATETIME_TYPES | {render.INTERVAL}
+UNBREAKABLE = pgvalues.RIGHT_ALIGNED | pgvalues.DATETIME_TYPES | {pgvalues.INTERVAL}
 
 _SPACE_RUNS = re.compile("( +)")
 
@@ -254,7 +254,7 @@ class TableWriter:
         self.width = max(20, style.width)
         self.color = style.color
         self.target = target
-        self.right = [c.type_oid in render.RIGHT_ALIGNED for c in columns]
+        self.right = [c.type_oid in pgvalues.RIGHT_ALIGNED for c in columns]
         self.breakable = [c.type_oid not in UNBREAKABLE for c in columns]
         self.header = [make_cell(c.name, header=True) for c in columns]
         self.widths: list[int] | None = None  # None: records

@@ -15,7 +15,7 @@ py="$repo/.venv/bin/python"
 store_works() {
   "$py" -c '
 from pgconnect.errors import SecretStoreError
-from pgconnect.secrets import open_store
+from pgconnect.store import open_store
 try:
     open_store().get("pgconnect:demo-probe", "DB_PASSWORD")
 except SecretStoreError:
@@ -54,7 +54,7 @@ cleanup() {
   # The sandbox's password went to the keyring: remove it with the project.
   "$py" -c '
 from pgconnect.errors import SecretStoreError
-from pgconnect.secrets import open_store
+from pgconnect.store import open_store
 try:
     open_store().delete("pgconnect:pgconnect-demo:sandbox", "DB_PASSWORD")
 except SecretStoreError:

@@ -9,16 +9,16 @@ rows, terminal width, colour).
 
 from __future__ import annotations
 
-from pgconnect import render
+from pgconnect import pgvalues, render
 
 I4, TXT, NUM, TSTZ, F8, BOOL, JSONB = (
-    render.INT4,
+    pgvalues.INT4,
     25,
-    render.NUMERIC,
-    render.TIMESTAMPTZ,
-    render.FLOAT8,
-    render.BOOL,
-    render.JSONB,
+    pgvalues.NUMERIC,
+    pgvalues.TIMESTAMPTZ,
+    pgvalues.FLOAT8,
+    pgvalues.BOOL,
+    pgvalues.JSONB,
 )
 
 Case = tuple[list[tuple[str, int]], list[list[str | None]], int, bool]

@@ -24,7 +24,7 @@ from pgconnect.connstr import parse, redact, to_conninfo, to_env, to_json, to_ur
 from pgconnect.errors import ConfigError
 from pgconnect.project import parse as parse_project
 from pgconnect.resolve import LIBPQ_ENV, resolve
-from pgconnect.secrets import Secret
+from pgconnect.secret import Secret
 from tests.conftest import REPO
 from tests.libpq_cases import LIBPQ_INVALID_URIS
 

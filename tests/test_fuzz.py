@@ -31,9 +31,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pgconnect import connstr, project
 from pgconnect.errors import ConfigError
+from pgconnect.filestore import FileStore
 from pgconnect.params import SSLMODES, default_sslmode
 from pgconnect.resolve import resolve
-from pgconnect.secrets import FileStore, Secret, service_name
+from pgconnect.secret import Secret, service_name
 from tests.conftest import run_cli
 from tests.faultkit import tally
 

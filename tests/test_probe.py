@@ -19,6 +19,8 @@ import pytest
 
 from pgconnect import login, params, pki, probe
 from pgconnect.errors import ExitCode, NetworkError, RejectedError, TLSError
+from pgconnect.netprobe import SSL_REQUEST, parse_certificate
+from pgconnect.report import ModeResult, version_text
 from tests.conftest import PKI, Server, Servers, clean_environ
 
 MODES = params.SSLMODES
@@ -122,7 +124,7 @@ def test_matrix_agrees_with_psql(servers: Servers, name: str, ca: str, missing_r
 def test_expected_stages_and_exit_codes(servers: Servers, missing_root: Path) -> None:
     """The failures of the matrix land on the stage and exit status SPEC §5/§8 name."""
 
-    def result(name: str, ca: str, mode: str) -> probe.ModeResult:
+    def result(name: str, ca: str, mode: str) -> ModeResult:
         conn = _conn(servers.by_name[name], ca, missing_root)
         return probe.check(conn, [mode], effective_sslmode=mode, timeout=10).results[0]
 
@@ -418,7 +420,7 @@ class _TLSOnlyHandshake:
                 continue
             try:
                 conn.settimeout(2)
-                if conn.recv(8) == probe.SSL_REQUEST:
+                if conn.recv(8) == SSL_REQUEST:
                     conn.sendall(b"S")
                     with self.context.wrap_socket(conn, server_side=True) as tls:
                         tls.recv(1024)  # the startup packet, or close_notify from the probe
@@ -468,10 +470,10 @@ def test_parse_certificate_days_left_and_expired() -> None:
     pem = x509.load_pem_x509_certificate(issued.cert_pem)
     der = pem.public_bytes(serialization.Encoding.DER)
     now = dt.datetime.now(dt.UTC)
-    cert = probe.parse_certificate(der, now)
+    cert = parse_certificate(der, now)
     assert cert.san == ["DNS:db.example.com", "IP:10.0.0.7"]
     assert cert.days_left == 39
-    later = probe.parse_certificate(der, now + dt.timedelta(days=45))
+    later = parse_certificate(der, now + dt.timedelta(days=45))
     assert later.days_left == -6
 
 
@@ -666,7 +668,7 @@ def test_json_shape_is_exactly_spec(servers: Servers) -> None:
     v = psycopg.pq.version()
     assert data["libpq_version"] == f"{v // 10000}.{v % 10000}"
     server_num = servers.tls_on.execute("show server_version_num")[0][0]
-    assert data["results"][0]["server_version"] == probe.version_text(int(server_num))
+    assert data["results"][0]["server_version"] == version_text(int(server_num))
 
 
 def test_bad_keyword_is_a_configuration_error() -> None:

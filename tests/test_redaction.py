@@ -267,14 +267,14 @@ def _environ(extra: dict[str, str]) -> Iterator[None]:
 
 def run_in_process(args: list[str], env: dict[str, str], data: str | None) -> Result:
     """``pgconnect ARGS`` through the CLI's entry point in this process, streams captured."""
-    from pgconnect import cli, secrets
+    from pgconnect import cli, secret
     from pgconnect.cli import common, main
 
     common.STATE.debug = False
     common.STATE.env = None
     common.STATE.config = None
     common.STARTED = time.monotonic()
-    secrets._HELD.clear()  # as in a new process: the held-secret mask must not hide a leak
+    secret._HELD.clear()  # as in a new process: the held-secret mask must not hide a leak
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     err = io.StringIO()
     stdin = io.TextIOWrapper(io.BytesIO((data or "").encode()), encoding="utf-8")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pgconnect import render
+from pgconnect import pgvalues, render
 from pgconnect.render import Column, OutputFormat, TableStyle
 from tests.conftest import Servers
 from tests.querytools import query_project
@@ -35,31 +35,31 @@ def loads(text: str) -> Any:
 @pytest.mark.parametrize(
     ("text", "oid", "expected"),
     [
-        (None, render.INT4, "null"),
-        ("42", render.INT4, "42"),
-        ("-9223372036854775808", render.INT8, "-9223372036854775808"),
-        ("123456789012345678901234567890.000000000000000001", render.NUMERIC, None),
-        ("1.50", render.NUMERIC, "1.50"),
-        ("NaN", render.NUMERIC, '"NaN"'),
-        ("Infinity", render.FLOAT8, '"Infinity"'),
-        ("-Infinity", render.FLOAT4, '"-Infinity"'),
-        ("1e+300", render.FLOAT8, "1e+300"),
-        ("-0", render.FLOAT8, "-0"),
-        ("t", render.BOOL, "true"),
-        ("f", render.BOOL, "false"),
-        ('{"a": [1, 2.50]}', render.JSON, '{"a": [1, 2.50]}'),
-        ('{"a":\n\t1}', render.JSON, '{"a":  1}'),
-        ("\\x00ff", render.BYTEA, '"\\\\x00ff"'),
-        ("2024-01-02", render.DATE, '"2024-01-02"'),
-        ("2024-01-02 03:04:05+00", render.TIMESTAMPTZ, '"2024-01-02T03:04:05+00:00"'),
-        ("2024-01-02 03:04:05.5+05:30", render.TIMESTAMPTZ, '"2024-01-02T03:04:05.5+05:30"'),
-        ("2024-01-02 03:04:05", render.TIMESTAMP, '"2024-01-02T03:04:05"'),
-        ("0044-03-15 10:00:00+00 BC", render.TIMESTAMPTZ, '"0044-03-15T10:00:00+00:00 BC"'),
-        ("infinity", render.TIMESTAMP, '"infinity"'),
-        ("12:00:00-07", render.TIMETZ, '"12:00:00-07:00"'),
-        ("1 day 02:00:00", render.INTERVAL, '"1 day 02:00:00"'),
-        ("255", render.OID, '"255"'),
-        ("$1.00", render.MONEY, '"$1.00"'),
+        (None, pgvalues.INT4, "null"),
+        ("42", pgvalues.INT4, "42"),
+        ("-9223372036854775808", pgvalues.INT8, "-9223372036854775808"),
+        ("123456789012345678901234567890.000000000000000001", pgvalues.NUMERIC, None),
+        ("1.50", pgvalues.NUMERIC, "1.50"),
+        ("NaN", pgvalues.NUMERIC, '"NaN"'),
+        ("Infinity", pgvalues.FLOAT8, '"Infinity"'),
+        ("-Infinity", pgvalues.FLOAT4, '"-Infinity"'),
+        ("1e+300", pgvalues.FLOAT8, "1e+300"),
+        ("-0", pgvalues.FLOAT8, "-0"),
+        ("t", pgvalues.BOOL, "true"),
+        ("f", pgvalues.BOOL, "false"),
+        ('{"a": [1, 2.50]}', pgvalues.JSON, '{"a": [1, 2.50]}'),
+        ('{"a":\n\t1}', pgvalues.JSON, '{"a":  1}'),
+        ("\\x00ff", pgvalues.BYTEA, '"\\\\x00ff"'),
+        ("2024-01-02", pgvalues.DATE, '"2024-01-02"'),
+        ("2024-01-02 03:04:05+00", pgvalues.TIMESTAMPTZ, '"2024-01-02T03:04:05+00:00"'),
+        ("2024-01-02 03:04:05.5+05:30", pgvalues.TIMESTAMPTZ, '"2024-01-02T03:04:05.5+05:30"'),
+        ("2024-01-02 03:04:05", pgvalues.TIMESTAMP, '"2024-01-02T03:04:05"'),
+        ("0044-03-15 10:00:00+00 BC", pgvalues.TIMESTAMPTZ, '"0044-03-15T10:00:00+00:00 BC"'),
+        ("infinity", pgvalues.TIMESTAMP, '"infinity"'),
+        ("12:00:00-07", pgvalues.TIMETZ, '"12:00:00-07:00"'),
+        ("1 day 02:00:00", pgvalues.INTERVAL, '"1 day 02:00:00"'),
+        ("255", pgvalues.OID, '"255"'),
+        ("$1.00", pgvalues.MONEY, '"$1.00"'),
         ("{1,NULL,3}", 1007, "[1,null,3]"),
         ('{{a,"b c"},{"\\"q\\"",NULL}}', 1009, '[["a","b c"],["\\"q\\"",null]]'),
         ('{NaN,"1.0"}', 1231, '["NaN",1.0]'),
@@ -71,11 +71,11 @@ def loads(text: str) -> Any:
     ],
 )
 def test_json_value(text: str | None, oid: int, expected: str | None) -> None:
-    assert render.json_value(text, oid) == (text if expected is None else expected)
+    assert pgvalues.json_value(text, oid) == (text if expected is None else expected)
 
 
 def test_json_value_keeps_text_times_when_datestyle_is_not_iso() -> None:
-    assert render.json_value("01/02/2024", render.DATE, iso_dates=False) == '"01/02/2024"'
+    assert pgvalues.json_value("01/02/2024", pgvalues.DATE, iso_dates=False) == '"01/02/2024"'
 
 
 @pytest.mark.parametrize(
@@ -87,12 +87,12 @@ def test_json_value_keeps_text_times_when_datestyle_is_not_iso() -> None:
     ],
 )
 def test_unique_names(names: list[str], expected: list[str]) -> None:
-    assert render.unique_names(names) == expected
+    assert pgvalues.unique_names(names) == expected
 
 
 def test_rename_keys_keeps_values_byte_exact() -> None:
     text = '{"a":1.50,"a":{"x": [1, 2.0]},"b":"s\\"q"}'
-    assert render.rename_keys(text, ["a", "a_2", "b"]) == (
+    assert pgvalues.rename_keys(text, ["a", "a_2", "b"]) == (
         '{"a":1.50,"a_2":{"x": [1, 2.0]},"b":"s\\"q"}'
     )
 
@@ -170,7 +170,7 @@ def test_too_many_columns_are_shown_as_records_not_squeezed_out() -> None:
 
 
 def test_null_and_right_aligned_numbers() -> None:
-    out = table([Column("n", render.NUMERIC), Column("t", 25)], [["1.5", None], ["100", "x"]])
+    out = table([Column("n", pgvalues.NUMERIC), Column("t", 25)], [["1.5", None], ["100", "x"]])
     lines = out.splitlines()
     assert "NULL" in out
     assert any("│ 1.5 │" in ln for ln in lines)

@@ -149,7 +149,7 @@ def test_resolved_connection_is_verify_full_and_encrypted(
     """What check and query will use: the project's own resolution (file vars + keyring secret)."""
     from pgconnect import project
     from pgconnect.resolve import resolve
-    from pgconnect.secrets import open_store
+    from pgconnect.store import open_store
 
     for key, value in keyring_session.environ().items():
         monkeypatch.setenv(key, value)

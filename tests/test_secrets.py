@@ -23,14 +23,9 @@ from typing import Any
 
 import pytest
 
-from pgconnect.secrets import (
-    BulkInputError,
-    FileStore,
-    Secret,
-    parse_bulk,
-    service_name,
-    strip_one_newline,
-)
+from pgconnect.filestore import FileStore
+from pgconnect.secret import Secret, service_name
+from pgconnect.secretinput import BulkInputError, parse_bulk, strip_one_newline
 from tests.conftest import (
     KeyringSession,
     Result,

@@ -247,7 +247,7 @@ def test_a_keyring_that_refuses_takes_the_new_declaration_back(
     before = path.read_bytes()
     code = (
         "import os, sys\n"
-        "import pgconnect.secrets as s\n"
+        "import pgconnect.store as s\n"
         "def refuse(self, service, name, value):\n"
         "    raise s.KeyringFailedError('the keyring failed: refused')\n"
         "s.KeyringStore.set = refuse\n"

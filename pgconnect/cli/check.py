@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from pgconnect.probe import ModeResult, Report
+    from pgconnect.report import ModeResult, Report
     from pgconnect.resolve import Resolution
 
 ALL = "all"
@@ -101,7 +101,7 @@ def check(
     # later attempt gets --timeout of its own and the whole command --wait.
     deadline = common.STARTED + timeout
     ctx = common.load(config, env)
-    from pgconnect.secrets import budget
+    from pgconnect.store import budget
 
     with budget(deadline, f"--timeout {timeout:g} s"):
         resolution = ctx.resolve(connection_only=True)

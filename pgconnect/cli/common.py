@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pgconnect.api import Settings
     from pgconnect.project import Project
     from pgconnect.resolve import Resolution
-    from pgconnect.secrets import SecretStore
+    from pgconnect.store import SecretStore
 
 
 @dataclass
@@ -102,8 +102,8 @@ class Context:
 
 def open_store() -> SecretStore:
     """The secret store; using the opt-in plaintext file store says so on stderr (SPEC §3)."""
-    from pgconnect.secrets import FileStore
-    from pgconnect.secrets import open_store as _open
+    from pgconnect.filestore import FileStore
+    from pgconnect.store import open_store as _open
 
     store = _open()
     if isinstance(store, FileStore) and not _warned_file_store:
@@ -209,7 +209,7 @@ def check_text_inputs(args: list[str]) -> None:
 def mask_held(text: str) -> str:
     """Mask every secret value this process has held (defence in depth: messages are redacted
     where they are made; this catches a path that forgot)."""
-    from pgconnect.secrets import MASK, held_values
+    from pgconnect.secret import MASK, held_values
 
     for value in held_values():
         text = text.replace(value, MASK)

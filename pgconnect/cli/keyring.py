@@ -137,7 +137,7 @@ def _password(persistent: bool) -> str:
 
 def _run(argv: list[str], *, persistent: bool, interactive: bool = False) -> None:
     from pgconnect import handoff, headless
-    from pgconnect.secrets import Secret
+    from pgconnect.secret import Secret
 
     password = Secret(_password(persistent))
     with headless.keyring_session(password, persistent=persistent) as extra:

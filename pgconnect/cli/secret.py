@@ -19,7 +19,8 @@ from pgconnect import project as projectfile
 from pgconnect.cli import common
 from pgconnect.cli.options import ConfigOpt, DebugOpt, EnvOpt, JsonOpt
 from pgconnect.errors import CommandError, ConfigError, UsageError
-from pgconnect.secrets import Secret, SecretStore, service_name
+from pgconnect.secret import Secret, service_name
+from pgconnect.store import SecretStore
 
 secret_app = typer.Typer(
     help="""Secrets in the OS keyring, or from a command; the project file declares their names.
@@ -79,7 +80,7 @@ def _label(store: SecretStore) -> str:
 
 def _read_value(name: str) -> Secret:
     """The value: hidden prompt asked twice on a terminal, else all of stdin minus one newline."""
-    from pgconnect.secrets import strip_one_newline
+    from pgconnect.secretinput import strip_one_newline
 
     if common.stdin_is_tty():
         import getpass
@@ -546,7 +547,7 @@ def bulk(
 
       pgconnect secret bulk secrets.json --dry-run
     """
-    from pgconnect.secrets import BulkInputError, parse_bulk
+    from pgconnect.secretinput import BulkInputError, parse_bulk
 
     ctx = common.load(config, env, env_may_be_new=True)
     text = _read_bulk(source)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pgconnect import connstr, params
 from pgconnect.cli import argv, common, fast_table
-from pgconnect.secrets import MASK, Secret, SecretStore
+from pgconnect.secret import MASK, Secret
+from pgconnect.store import SecretStore
 
 if TYPE_CHECKING:
     import typer
