@@ -88,15 +88,30 @@ class CA:
 
     def issue_server(self, common_name: str, sans: list[str], *, days: int = 365) -> Issued:
         """A server certificate for COMMON_NAME with SANS (host names and IP addresses)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
         alt: list[x509.GeneralName] = []
         for san in sans:
             try:
                 alt.append(x509.IPAddress(ipaddress.ip_address(san)))
             except ValueError:
                 alt.append(x509.DNSName(san))
-        cert = (
+        return self._issue(common_name, ExtendedKeyUsageOID.SERVER_AUTH, days, alt)
+
+    def issue_client(self, user: str, *, days: int = 365) -> Issued:
+        """A client certificate whose CN is USER, the name PostgreSQL's ``cert`` method and
+        ``clientcert=verify-full`` compare with the role (pg_hba.conf, "Certificate
+        Authentication")."""
+        return self._issue(user, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+
+    def _issue(
+        self,
+        common_name: str,
+        usage: x509.ObjectIdentifier,
+        days: int,
+        alt: list[x509.GeneralName] | None = None,
+    ) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
             .issuer_name(self.name)
@@ -105,32 +120,11 @@ class CA:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
         )
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
-
-    def issue_client(self, user: str, *, days: int = 365) -> Issued:
-        """A client certificate whose CN is USER, the name PostgreSQL's ``cert`` method and
-        ``clientcert=verify-full`` compare with the role (pg_hba.conf, "Certificate
-        Authentication")."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
+        if alt is not None:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(user))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
