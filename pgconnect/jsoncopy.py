@@ -7,7 +7,8 @@ running it), the server sends each column as text — ``to_json(column)`` only w
 not the text itself or a simple rewrite of it (arrays, composites, bytea, time with time zone,
 types pgconnect does not know; dates and times too when DateStyle is not ISO) — and pgconnect puts
 keys, quotes, commas and braces around the fields with byte operations over a batch of rows at a
-time, on the other CPU.
+time, on the other CPU: one split into fields, one %-format that puts them into a template of the
+batch's objects.
 
 A batch takes the fast way when its values need nothing (numbers without NaN/Infinity, strings
 without a quote, a backslash or a control character, no NULLs); otherwise only the columns that
@@ -52,12 +53,20 @@ BOOLEANS = {b"t": b"true", b"f": b"false", b"\\N": b"null"}
 EXACT = frozenset({pgvalues.INT2, pgvalues.INT4, pgvalues.INT8})  # never NaN or Infinity
 
 
+#: Bytes that JSON text must escape (PostgreSQL's escape_json and json.dumps agree: control
+#: characters, the quote and the backslash); deleting them is the quickest way to look for one.
+_CONTROL = bytes(range(0x20))
+
+
 def _plain(joined: bytes) -> bool:
     """Can these strings go into JSON as they are? Not when one holds a quote, a backslash (COPY
-    doubles them and escapes control characters with one; NULL is \\N) or a raw control
-    character. (str.isprintable also refuses a few rare non-ASCII characters JSON would keep
-    raw: those batches merely take the slow way.)"""
-    return b'"' not in joined and b"\\" not in joined and joined.decode().isprintable()
+    doubles a backslash, escapes control characters with one, and writes NULL as \\N) or a raw
+    control character. Every other character, non-ASCII included, JSON keeps as it is."""
+    return (
+        b'"' not in joined
+        and b"\\" not in joined
+        and len(joined.translate(None, _CONTROL)) == len(joined)
+    )
 
 
 _WHITESPACE = bytes.maketrans(b"\n\r\t", b"   ")
@@ -139,9 +148,24 @@ class Assembler:
     def __init__(self, names: Sequence[str], oids: Sequence[int], iso_dates: bool = True) -> None:
         self.oids = list(oids)
         self.iso_dates = iso_dates
+        # As %-format pieces: a percent sign in a column name is doubled.
         self.keys = [
-            json.dumps(k, ensure_ascii=False).encode() for k in pgvalues.unique_names(names)
+            json.dumps(k, ensure_ascii=False).encode().replace(b"%", b"%%")
+            for k in pgvalues.unique_names(names)
         ]
+        self._template: tuple[tuple[bool, ...], int, bytes] = ((), 0, b"")
+
+    def template(self, quoted: Sequence[bool], rows: int) -> bytes:
+        """ROWS JSON objects as one %-format: a ``%s`` per value, in quotes where QUOTED says.
+        Built once for the common batch (the same columns quoted, BATCH rows) and reused."""
+        key = (tuple(quoted), rows)
+        if self._template[:2] != key:
+            pieces = []
+            for j, quote in enumerate(quoted):
+                q = b'"' if quote else b""
+                pieces.append((b"," if j else b"{") + self.keys[j] + b":" + q + b"%s" + q)
+            self._template = (*key, (b"".join(pieces) + b"}\n") * rows)
+        return self._template[2]
 
     def lines(self, batch: bytes, rows: int) -> bytes:
         """BATCH: ROWS complete lines of COPY text output → as many JSON lines."""
@@ -149,43 +173,39 @@ class Assembler:
         fields = batch[:-1].replace(b"\n", b"\t").split(b"\t")
         if len(fields) != rows * k:
             raise ValueError("unexpected COPY output")
-        columns: list[list[bytes]] = []
+        # No backslash anywhere: no NULL and no COPY escape in any column of this batch.
+        escapes = b"\\" in batch
         quoted: list[bool] = []
         for j, oid in enumerate(self.oids):
             col = fields[j::k]
             quote = False
+            new: list[bytes] | None = None
             if oid in STRING_TYPES:
                 if _plain(b"".join(col)):
                     quote = True
                 else:
-                    col = [_string(v) for v in col]
+                    new = [_string(v) for v in col]
             elif oid in EXACT:
-                if NULL in col:
-                    col = [_number(v) for v in col]
+                if escapes and NULL in col:
+                    new = [_number(v) for v in col]
             elif oid in NUMBERS:
-                if NULL in col or b"NaN" in col or b"Infinity" in col or b"-Infinity" in col:
-                    col = [_number(v) for v in col]
+                joined = b"".join(col)  # digits . - + e, unless NULL (\\N), NaN or Infinity
+                if b"N" in joined or b"I" in joined:
+                    new = [_number(v) for v in col]
             elif oid == pgvalues.BOOL:
-                col = [BOOLEANS[v] for v in col]
+                new = [BOOLEANS[v] for v in col]
             elif oid in DATETIMES and self.iso_dates:
-                bulk = _datetimes(col, oid)
-                if bulk is None:
-                    col = [_datetime(v, oid) for v in col]
+                new = _datetimes(col, oid)
+                if new is None:
+                    new = [_datetime(v, oid) for v in col]
                 else:
-                    col, quote = bulk, True
-            elif b"\\" in b"".join(col):  # json, jsonb, to_json(…): NULLs or COPY escapes
-                col = [_embedded(v) for v in col]
-            columns.append(col)
+                    quote = True
+            elif escapes and b"\\" in b"".join(col):  # json, jsonb, to_json(…): NULLs, escapes
+                new = [_embedded(v) for v in col]
+            if new is not None:
+                fields[j::k] = new
             quoted.append(quote)
-        stride = 2 * k + 1
-        parts: list[bytes] = [b""] * (rows * stride)
-        for j in range(k):
-            close = b'"' if j and quoted[j - 1] else b""
-            sep = close + (b"," if j else b"{") + self.keys[j] + b":" + (b'"' if quoted[j] else b"")
-            parts[2 * j :: stride] = [sep] * rows
-            parts[2 * j + 1 :: stride] = columns[j]
-        parts[2 * k :: stride] = [(b'"' if quoted[-1] else b"") + b"}\n"] * rows
-        return b"".join(parts)
+        return self.template(quoted, rows) % tuple(fields)
 
 
 def json_lines(
