@@ -714,6 +714,38 @@ def test_dismissed_unlock_prompt_is_exit_4_dismissed(
     assert_hidden(result)
 
 
+def test_a_secret_is_read_without_keyring_or_its_cryptography(
+    cli: Any, private_keyring: Private, isolated: Path
+) -> None:
+    """Every command that connects reads the password first. On Linux it is read from the
+    Secret Service directly (one D-Bus connection, a plain session on the user's own bus), not
+    through keyring (its imports, three connections and a Diffie-Hellman session cost ~100 ms):
+    the value keyring stored, non-ASCII included, and a missing one is missing."""
+    from tests.test_startup import run_and_list_imports
+
+    name = unique()
+    write_project(
+        isolated,
+        f'name = "{name}"\nsecrets = ["DB_PASSWORD"]\n[vars]\nDB_HOST = "db.example.com"\n',
+    )
+    value = "p@ss wörd:/?" + SENTINEL
+    stored = cli("secret", "put", "DB_PASSWORD", input=value, env=private_keyring.env)
+    assert stored.returncode == 0, stored
+    proc, imported = run_and_list_imports(["url", "--reveal"], isolated, private_keyring.env)
+    assert proc.returncode == 0, proc
+    assert "p%40ss%20w%C3%B6rd%3A%2F%3F" + SENTINEL in proc.stdout, proc
+    assert not {"keyring", "secretstorage", "cryptography"} & set(imported), imported
+
+    write_project(  # a project whose password was never stored
+        isolated,
+        f'name = "{unique()}"\nsecrets = ["DB_PASSWORD"]\n[vars]\nDB_HOST = "db.example.com"\n',
+    )
+    proc, imported = run_and_list_imports(["url", "--reveal"], isolated, private_keyring.env)
+    assert proc.returncode == 0, proc
+    assert "DB_PASSWORD" in proc.stderr and SENTINEL not in proc.stdout + proc.stderr, proc
+    assert "keyring" not in imported, imported
+
+
 @pytest.mark.parametrize("args", [("secret", "put", "DB_PASSWORD"), ("explain",)])
 def test_stopped_keyring_daemon_times_out_with_exit_4(
     cli: Any, private_keyring: Private, isolated: Path, args: tuple[str, ...]

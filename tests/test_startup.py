@@ -33,6 +33,13 @@ sys.stderr.write("\\nIMPORTED=" + json.dumps(heavy) + "\\n")
 
 
 def imported_by(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> list[str]:
+    return run_and_list_imports(args, cwd, extra_env)[1]
+
+
+def run_and_list_imports(
+    args: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run the CLI in a fresh interpreter: the process, and which of HEAVY it imported."""
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)],
         capture_output=True,
@@ -44,7 +51,7 @@ def imported_by(args: list[str], cwd: Path, extra_env: dict[str, str] | None = N
     marker = [ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORTED=")]
     assert marker, proc
     result: list[str] = json.loads(marker[-1].removeprefix("IMPORTED="))
-    return result
+    return proc, result
 
 
 @pytest.fixture
