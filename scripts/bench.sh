@@ -6,7 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-# Byte-compile pgconnect once so start-up is measured as an installed package runs (an editable
-# install under PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run).
-.venv/bin/python -m compileall -q pgconnect
+# setup.sh byte-compiles pgconnect, so start-up is measured as an installed package runs.
 exec dbus-run-session -- bash scripts/with-keyring.sh .venv/bin/python -m benchmarks.run "$@"

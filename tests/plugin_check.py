@@ -164,6 +164,9 @@ def standby(auth_server: Server, _check_base: Path) -> Iterator[Server]:
         "postgres",
         "-R",
         "--no-sync",
+        # An immediate checkpoint on the primary: the default spreads it over most of
+        # checkpoint_timeout, which kept this fixture waiting for about a minute.
+        "--checkpoint=fast",
         "-X",
         "stream",
     ]
