@@ -1,4 +1,4 @@
-"""Which secret commands the user of this machine has approved (SPEC §3; direnv's ``allow``).
+"""Which secret commands the user of this machine has approved (docs/secret-commands.md; direnv's ``allow``).
 
 A project file travels through git, so a command in it is code written by someone else. It runs
 only once this machine's user approved exactly it: the approval is a SHA-256 of the project file's

@@ -35,7 +35,7 @@ EXPIRY_WARNING_DAYS = 30
 
 @dataclass
 class ClientCertificate:
-    """What ``check`` reports as ``client_certificate`` (SPEC-stable JSON shape)."""
+    """What ``check`` reports as ``client_certificate`` (a stable JSON shape; docs/check.md)."""
 
     cert_file: str
     key_file: str

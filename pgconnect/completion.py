@@ -1,4 +1,4 @@
-"""Shell completion for bash, zsh and fish (SPEC §10), the way Click does it.
+"""Shell completion for bash, zsh and fish (docs/completions.md), the way Click does it.
 
 The scripts in ``completions/`` are thin: on <Tab> they run ``pgconnect`` again with
 ``_PGCONNECT_COMPLETE=complete_<shell>`` and the words typed so far, and the app itself answers from its

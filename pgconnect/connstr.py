@@ -1,4 +1,4 @@
-"""Connection strings: parsing DB_URL, building URI / key=value / env / JSON, redaction (SPEC §4).
+"""Connection strings: parsing DB_URL, building URI / key=value / env / JSON, redaction (docs/connection-strings.md).
 
 ``parse`` is a pure-Python port of libpq's own parsers (``conninfo_parse`` and
 ``conninfo_uri_parse_options`` in ``src/interfaces/libpq/fe-connect.c``), so reading a project's

@@ -1,4 +1,4 @@
-"""The exception tree and the exit statuses of SPEC §8.
+"""The exception tree and the stable exit statuses (README.md, "Exit status").
 
 Logic modules raise these; only the CLI's error boundary (``pgconnect.cli.main``) turns them into a
 one-line message on stderr and the exit status below. Messages must never contain a secret value:
@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Stable exit statuses (SPEC §8). Scripts rely on these numbers."""
+    """Stable exit statuses (README.md, "Exit status"). Scripts rely on these numbers."""
 
     OK = 0
     FAILURE = 1  # the server reported an error for the SQL, or another command failed

@@ -1,5 +1,5 @@
 """The opt-in plaintext secret store (``PGCONNECT_SECRET_STORE=file``): one 0600 JSON file in the
-user's data folder, every call under the keyring's deadline (SPEC §3).
+user's data folder, every call under the keyring's deadline (docs/secrets.md).
 """
 
 from __future__ import annotations

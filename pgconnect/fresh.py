@@ -1,7 +1,7 @@
 """A project whose base environment says nowhere to connect, beside a sandbox that does.
 
 ``pgconnect init && pgconnect sandbox start`` writes the sandbox's variables to
-``[env.sandbox.vars]`` (SPEC §7), and the base ``[vars]`` stay empty. A command run without
+``[env.sandbox.vars]`` (docs/sandbox.md), and the base ``[vars]`` stay empty. A command run without
 ``-e sandbox`` would then hand libpq nothing, and libpq would use its compiled-in defaults (the
 Unix socket in /var/run/postgresql, the operating-system user as role and database): a server the
 user never meant. When that is about to happen and the project has a sandbox, the connecting

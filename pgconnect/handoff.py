@@ -1,4 +1,4 @@
-"""Handing the connection to another program: ``pgconnect exec`` and ``pgconnect psql`` (SPEC §4).
+"""Handing the connection to another program: ``pgconnect exec`` and ``pgconnect psql`` (docs/connection-strings.md).
 
 The child gets libpq's ``PG*`` variables and the project's plain variables in its environment, and
 the password in a temporary 0600 passfile named by ``PGPASSFILE`` — never in ``PGPASSWORD`` (any

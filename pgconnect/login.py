@@ -1,7 +1,7 @@
 """Opening a real libpq connection (through psycopg) and classifying why one failed.
 
 ``classify()`` turns libpq's error text into the stage that failed (dns, tcp, tls, auth) and the
-PgconnectError subclass with the exit status of SPEC §8 and a hint. Every message shown is redacted
+PgconnectError subclass with its exit status (docs/diagnosis.md) and a hint. Every message shown is redacted
 first: libpq echoes malformed URIs whole, password included.
 
 ``login()`` drives libpq's own non-blocking connection state machine (``PQconnectStart`` /
@@ -39,7 +39,7 @@ APPLICATION_NAME = "pgconnect"
 #: Handed to libpq as sslpassword when none is configured, so OpenSSL never prompts.
 NO_SSLPASSWORD = "pgconnect-no-sslpassword-configured"
 
-#: The stages of a connection, in order (SPEC §5).
+#: The stages of a connection, in order (docs/check.md).
 STAGES: tuple[str, ...] = ("dns", "tcp", "tls", "auth", "query", "ready")
 
 

@@ -19,7 +19,7 @@ LIBPQ_KEYWORDS: frozenset[str] = keywords.NAMES
 
 SSLMODES: tuple[str, ...] = keywords.SSLMODES
 
-#: Names with a meaning of their own (SPEC §1).
+#: Names with a meaning of their own (docs/project-file.md).
 URL_NAME = "DB_URL"
 PASSWORD_NAME = "DB_PASSWORD"
 _ALIASES = {
@@ -188,7 +188,7 @@ def _raw_at_after_userinfo(url: str) -> bool:
 def check_url(url: str, *, secret: bool = False) -> dict[str, str]:
     """Parse a DB_URL as libpq does and check each part as its own variable would be (sslmode,
     port, booleans, host/port lists), so a DB_URL is validated when set and when read like every
-    other value (SPEC §1). Raises InvalidValue, never echoing a secret part; returns the parts."""
+    other value (docs/project-file.md). Raises InvalidValue, never echoing a secret part; returns the parts."""
     from pgconnect.connstr import parse  # pure Python; imported late: connstr imports us
     from pgconnect.errors import ConfigError
 
@@ -251,5 +251,5 @@ def is_loopback_or_socket(host: str | None) -> bool:
 
 
 def default_sslmode(host: str | None) -> str:
-    """SPEC §2: prefer for sockets and loopback, require for anything else."""
+    """The default sslmode (docs/sources.md): prefer for sockets and loopback, require for anything else."""
     return "prefer" if is_loopback_or_socket(host) else "require"

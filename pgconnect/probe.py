@@ -1,4 +1,4 @@
-"""The staged connection check (SPEC §5): dns → tcp → tls → auth → query → ready, per sslmode.
+"""The staged connection check (docs/check.md): dns → tcp → tls → auth → query → ready, per sslmode.
 
 The verdict for every sslmode is libpq's own: a real login through psycopg's libpq binding with
 that sslmode (and ``gssencmode=disable``), driven by ``login.login()`` under one deadline for the
@@ -458,7 +458,7 @@ def check_resolution(
     timeout: float = 10.0,
     deadline: float | None = None,
 ) -> Report:
-    """``check()`` for a resolved project environment (SPEC §2)."""
+    """``check()`` for a resolved project environment (docs/sources.md)."""
     effective = resolution.get("sslmode") or "prefer"
     extra = resolution.missing_secret_warning()
     return check(

@@ -93,7 +93,7 @@ class Project:
 
 
 def no_env_error(path: Path, env: str, known: Iterable[str]) -> ConfigError:
-    """The error for naming an environment the file does not have (SPEC §2, exit 3)."""
+    """The error for naming an environment the file does not have (exit 3)."""
     names = ", ".join(sorted(known)) or "none"
     return ConfigError(
         f"{path}: no environment {env!r} (environments: {names})",
@@ -203,7 +203,7 @@ def _syntax_message(path: Path, msg: str, data: bytes = b"") -> str:
         return f"{path}:{m.group(1)}:{m.group(2)}: invalid TOML: {msg}"
     m = re.search(r"\(at end of document\)$", msg)
     if m:
-        # Still a line and a column (SPEC §1): those of the end of the file.
+        # Still a line and a column (docs/project-file.md): those of the end of the file.
         text = data.decode("utf-8", "replace")
         line = text.count("\n") + 1
         column = len(text) - (text.rfind("\n") + 1) + 1
@@ -347,7 +347,7 @@ def _check_host_ports(path: Path, merged: Mapping[str, str], where: str) -> None
 
 
 def validate_var(name: str, value: str) -> None:
-    """Validate a variable for the file: name, value, and no passwords (SPEC §1).
+    """Validate a variable for the file: name, value, and no passwords (docs/project-file.md).
 
     Raises ConfigError (exit 3) with a one-line message naming the key.
     """

@@ -1,6 +1,6 @@
 """Query results → bytes: the output formats of ``pgconnect query``, defined once.
 
-Formats (SPEC §6): ``table`` (for people; drawn by ``pgconnect.table``), ``plain`` (tab-separated,
+Formats (docs/queries.md): ``table`` (for people; drawn by ``pgconnect.table``), ``plain`` (tab-separated,
 no header, NULL empty), ``csv`` and ``tsv`` (header row; COPY's quoting), ``json`` (one array of
 objects) and ``jsonl`` (one object per line). ``FORMATS`` says, per format, whether every result set is printed and how
 the server can produce the format itself (``COPY … TO STDOUT`` options, or JSON built by

@@ -1,4 +1,4 @@
-"""The report of a connection check (SPEC §5): what each sslmode and host did, the network facts,
+"""The report of a connection check (docs/check.md): what each sslmode and host did, the network facts,
 the server's certificate, and the JSON shape ``check --json`` prints."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Network:
 
 @dataclass
 class ModeResult:
-    """One sslmode's outcome. ``as_json()`` is the stable SPEC §5 shape."""
+    """One sslmode's outcome. ``as_json()`` is the stable shape of ``check --json`` (docs/check.md)."""
 
     sslmode: str
     ok: bool
@@ -98,7 +98,7 @@ class ModeResult:
 
 @dataclass
 class HostResult:
-    """One host of a multi-host target, tried on its own (SPEC §5 ``hosts``)."""
+    """One host of a multi-host target, tried on its own (``hosts`` in ``check --json``; docs/diagnosis.md)."""
 
     host: str
     port: int | None

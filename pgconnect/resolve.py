@@ -1,4 +1,4 @@
-"""Where each value comes from (SPEC §2): environment, secrets, the file, libpq's env, defaults.
+"""Where each value comes from (docs/sources.md): environment, secrets, the file, libpq's env, defaults.
 
 ``resolve()`` turns a project, a selected environment, the process environment and a secret store
 into ``Resolution``: every variable with its source, and the libpq connection parameters built from
@@ -154,7 +154,7 @@ def resolve_values(
     terminal: bool = False,
     connection: Callable[[], Mapping[str, str | None]] | None = None,
 ) -> tuple[dict[str, Value], list[str]]:
-    """Every variable's effective value (SPEC §2 order) and the declared-but-unset secrets.
+    """Every variable's effective value (in the order of docs/sources.md) and the declared-but-unset secrets.
 
     STORE may be a factory so the keyring is only opened when a secret is actually needed (a value
     from the environment never touches it). NAMES limits the work to those variables.
@@ -205,7 +205,7 @@ def resolve_values(
             except params.InvalidValue as exc:
                 raise ConfigError(f"environment variable {exc}") from None
             # A DB_URL that carries a password is a secret as a whole: `var list`/`var get`
-            # must not print it (SPEC §9), as they would a plain environment variable.
+            # must not print it (docs/secret-hygiene.md), as they would a plain environment variable.
             secret_like = (
                 name in declared_names
                 or params.keyword_for(name) in params.SECRET_KEYWORDS

@@ -1,4 +1,4 @@
-"""A throwaway local PostgreSQL with TLS on, to try everything against (SPEC §7).
+"""A throwaway local PostgreSQL with TLS on, to try everything against (docs/sandbox.md).
 
 ``start`` builds a fresh cluster from the machine's server binaries: a new CA and a server certificate
 for localhost/127.0.0.1/::1, SCRAM passwords, ``hostssl`` and ``host`` rules for loopback only, a role
@@ -440,7 +440,7 @@ def _vars_for(state: State) -> dict[str, str]:
         "DB_USERNAME": state.user,
         "DB_NAME": state.database,
         "DB_SSLMODE": "verify-full",
-        # Relative to the project file's folder (SPEC §1), so the project can move.
+        # Relative to the project file's folder (as every relative path in it is), so the project can move.
         "DB_SSLROOTCERT": f"{STATE_DIR}/{Path(state.ca_file).name}",
     }
     cert_file, key_file = client_cert_paths(Path(state.ca_file), state.env)
@@ -819,8 +819,8 @@ def _wait_gone(state: State, pid: int, seconds: float) -> None:
 
 
 def check_env(project: Project, env: str, *, explicit: bool) -> None:
-    """status/stop: an environment named with --env must be in the file or have a sandbox (SPEC §2:
-    naming an unknown environment is exit 3); the default ``sandbox`` may simply not exist yet."""
+    """status/stop: an environment named with --env must be in the file or have a sandbox
+    (naming an unknown environment is exit 3); the default ``sandbox`` may simply not exist yet."""
     projectfile.check_env_name(env)
     if explicit and env not in project.envs and not state_path(project, env).exists():
         project.check_env(env)

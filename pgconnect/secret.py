@@ -1,4 +1,4 @@
-"""Secret values (SPEC §3): ``Secret``, whose repr/str is ``****``, the values this process has
+"""Secret values (docs/secrets.md): ``Secret``, whose repr/str is ``****``, the values this process has
 held (masked in whatever the CLI prints), and the keyring service name a project's secrets live under.
 """
 
@@ -8,7 +8,7 @@ MASK = "****"
 
 #: Every secret value this process has held. The CLI's error boundary masks them in whatever it
 #: prints (messages, hints, --debug tracebacks), so a value that slipped into an exception on a
-#: path nobody foresaw is still not shown (SPEC §9). Shorter values are not masked in free text:
+#: path nobody foresaw is still not shown (docs/secret-hygiene.md). Shorter values are not masked in free text:
 #: masking "pw" would garble every message, and such a value protects nothing.
 _HELD: set[str] = set()
 MIN_MASKED_LENGTH = 4

@@ -1,4 +1,4 @@
-"""Secrets kept elsewhere: a command whose standard output is the value (SPEC §3).
+"""Secrets kept elsewhere: a command whose standard output is the value (docs/secret-commands.md).
 
 A project binds a secret to a command in ``[secret_commands]`` (or ``[env.<E>.secret_commands]``):
 

@@ -1,4 +1,4 @@
-"""The secret store (SPEC §3): the interface, the store chosen by $PGCONNECT_SECRET_STORE, its
+"""The secret store (docs/secrets.md): the interface, the store chosen by $PGCONNECT_SECRET_STORE, its
 failures, and the OS keyring through ``keyring``.
 
 Every keyring call has a deadline so a hung daemon is an error, not a hang. The plaintext file
@@ -186,7 +186,7 @@ PROMPT_DEADLINE_S = 60.0
 class KeyringStore:
     """The OS keyring (Secret Service, Keychain, Credential Locker) through ``keyring``.
 
-    Layout (SPEC §3): service ``pgconnect:<project>[:<env>]``, user name = the secret's NAME, so
+    Layout (docs/secrets.md): service ``pgconnect:<project>[:<env>]``, user name = the secret's NAME, so
     ``secret-tool lookup service pgconnect:billing username DB_PASSWORD`` finds it. Every call
     runs under a deadline; every failure is one of the SecretStoreError subclasses above.
     """
@@ -344,7 +344,7 @@ def _read_secret_service(service: str, name: str) -> tuple[bool, str | None]:
 def _load_backend() -> Any:
     """The keyring backend to use; NoKeyringError rather than a backend that is no keyring.
 
-    Fast path (issue 8, P5): on Linux with a D-Bus session and no backend chosen by the user,
+    Fast path (benchmarks/README.md, P5): on Linux with a D-Bus session and no backend chosen by the user,
     keyring's Secret Service backend is built directly after its own viability check.
     ``keyring.get_keyring()`` would load every backend entry point and probe each to find it.
     """

@@ -2,7 +2,7 @@
 
 Only this package prints or exits. ``main()`` runs the command (through the Typer app of
 ``root``, or for a plain ``query`` or ``url`` without Typer: ``FAST``) and turns every
-``PgconnectError`` into a one-line message (and a hint) on stderr with the exit status of SPEC §8.
+``PgconnectError`` into a one-line message (and a hint) on stderr with its stable exit status (README.md, "Exit status").
 An unexpected exception prints a short message; its traceback only with ``--debug``, never with
 local variables.
 """
@@ -101,7 +101,7 @@ def _unexpected(exc: BaseException, where: str = "") -> None:
 
 def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     """An exception that ends a worker thread: the same short line as in the main thread, not
-    Python's default traceback (SPEC §8: a traceback only with --debug)."""
+    Python's default traceback (a traceback only with --debug)."""
     if args.exc_value is None or isinstance(args.exc_value, SystemExit):
         return
     name = args.thread.name if args.thread is not None else "?"
@@ -113,7 +113,7 @@ def _typer_command(args: Sequence[str]) -> Callable[[], None]:
     from pgconnect.completion import COMPLETE_VAR
 
     if os.environ.get(COMPLETE_VAR):
-        # A <Tab> from the scripts in completions/ (SPEC §10): Typer answers and exits.
+        # A <Tab> from the scripts in completions/ (docs/completions.md): Typer answers and exits.
         from pgconnect.completion import install_classes
 
         install_classes()
@@ -147,7 +147,7 @@ class _Exit(Exception):
 def _click_failure(exc: Exception) -> tuple[int, str | None, str | None] | None:
     """(exit status, error line, hint) for Click's own exceptions; None if EXC is not one.
 
-    A usage error is one line and a hint (SPEC §11), never Click's usage block; Abort comes from
+    A usage error is one line and a hint like every other error, never Click's usage block; Abort comes from
     a confirmation interrupted by Ctrl-C (130) or ended by end-of-file.
     """
     if "typer" not in sys.modules:  # the fast path: nothing of Click's can have been raised

@@ -1,7 +1,7 @@
 """A parser for the plain argument lists of one command, so a hot command can skip Typer.
 
 Importing Typer and building a Click command from a signature costs ~20 ms per run, a sixth of
-``pgconnect query``'s start-up (issue #8: shell loops). ``parse`` reads the arguments people and
+``pgconnect query``'s start-up (it adds up in shell loops; benchmarks/README.md, P1). ``parse`` reads the arguments people and
 scripts actually type — known options as ``--name value``, ``--name=value``, ``-n value`` or
 ``-nvalue``, flags, at most the declared positionals — and returns ``None`` for anything else
 (``--help``, ``--``, an unknown option, a value that does not convert, a value that looks like an

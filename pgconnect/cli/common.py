@@ -1,10 +1,10 @@
 """What every command shares: the global options, loading the project, and output helpers.
 
-``--config``, ``--env/-e`` and ``--debug`` are accepted on every command after its name (SPEC §8);
+``--config``, ``--env/-e`` and ``--debug`` are accepted on every command after its name;
 they are declared once in ``options`` and recorded in ``STATE`` by their callbacks (``remember``)
 so the error boundary knows about ``--debug`` even when a command fails before its body runs.
 
-No Typer here: ``query``'s start-up fast path (issue #8) runs commands through this module
+No Typer here: ``query``'s start-up fast path (benchmarks/README.md, P1) runs commands through this module
 without importing it.
 """
 
@@ -101,7 +101,7 @@ class Context:
 
 
 def open_store() -> SecretStore:
-    """The secret store; using the opt-in plaintext file store says so on stderr (SPEC §3)."""
+    """The secret store; using the opt-in plaintext file store says so on stderr (docs/secrets.md)."""
     from pgconnect.filestore import FileStore
     from pgconnect.store import open_store as _open
 
@@ -239,7 +239,7 @@ def _ignore(_message: str) -> None:
 
 @contextlib.contextmanager
 def progress(message: str) -> Iterator[Callable[[str], None]]:
-    """Show on stderr that slow work is under way, only when stderr is a terminal (SPEC §11).
+    """Show on stderr that slow work is under way, only when stderr is a terminal.
 
     Yields a function that names the current step. A rich spinner normally; with NO_COLOR or
     TERM=dumb, plain lines without escape sequences; nothing at all when stderr is not a terminal.

@@ -1,5 +1,5 @@
 """Commands that hand the connection to other tools: ``exec``, ``psql`` (and ``url``, registered
-from its own module); and the work of ``init --from-url`` (SPEC §4).
+from its own module); and the work of ``init --from-url`` (docs/connection-strings.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The options every command declares the same way, as Typer ``Annotated`` types (SPEC §8).
+"""The options every command declares the same way, as Typer ``Annotated`` types.
 
 Their callbacks live in ``common`` (Typer-free), which records them in ``common.STATE``.
 """

@@ -219,7 +219,7 @@ def var_get(
         where = "" if ctx.env is None else f" (environment {ctx.env})"
         raise ConfigError(f"{name} is not set{where}")
     if values[name].is_secret:
-        # e.g. DB_PASSWORD from the environment: a secret is never printed (SPEC §9).
+        # e.g. DB_PASSWORD from the environment: a secret is never printed (docs/secret-hygiene.md).
         raise ConfigError(f"{name} is a secret ({values[name].source}); its value is never printed")
     common.out(values[name].reveal())
 

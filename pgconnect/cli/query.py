@@ -7,7 +7,7 @@ stdout carries data only; notices, row counts and errors go to stderr.
 
 # No ``from __future__ import annotations``: register() declares the command with Typer's
 # Annotated options evaluated in its own scope, so loading this module imports no Typer, and
-# plain argument lists run without it (OPTIONS, ``cli.FAST``; start-up: issue #8).
+# plain argument lists run without it (OPTIONS, ``cli.FAST``; start-up: benchmarks/README.md, P1).
 
 import contextlib
 import os

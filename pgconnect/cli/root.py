@@ -1,7 +1,7 @@
 """The Typer app: the root command (``--version``, the overview help) and its command groups.
 
 Each module under ``pgconnect/cli`` registers its commands; ``app_for`` builds only the group of
-the command being run (start-up, issue #8).
+the command being run (start-up speed: benchmarks/README.md, P1).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
 
 
 def app_for(args: Sequence[str]) -> typer.Typer:
-    """Start-up matters in shell loops (issue #8): when the command is known, build only its group.
+    """Start-up matters in shell loops (benchmarks/README.md, P1): when the command is known, build only its group.
 
     Building every command's Click object and importing every command module costs ~15 ms per
     run; help, completion and unknown commands still get the whole app.

@@ -1,4 +1,4 @@
-"""``pgconnect sandbox start|stop|status``: a throwaway local PostgreSQL with TLS (SPEC §7)."""
+"""``pgconnect sandbox start|stop|status``: a throwaway local PostgreSQL with TLS (docs/sandbox.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Commands for secrets: ``secret put|list|delete|bulk`` (SPEC §3).
+"""Commands for secrets: ``secret put|list|delete|bulk`` (docs/secrets.md).
 
 Values live in the secret store (the OS keyring, or the opt-in file store); the project file only
 declares their names (``secrets = [...]`` for the base, ``[env.E] secrets = [...]`` for an

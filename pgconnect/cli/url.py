@@ -1,4 +1,4 @@
-"""``pgconnect url``: print the connection string, every component encoded (SPEC §4).
+"""``pgconnect url``: print the connection string, every component encoded (docs/connection-strings.md).
 
 ``url`` never imports psycopg, and without ``--reveal`` it does not even open the keyring for a
 password it would only print as ``****``.
@@ -6,7 +6,7 @@ password it would only print as ``****``.
 
 # No ``from __future__ import annotations``: register() declares the command with Typer's
 # Annotated options evaluated in its own scope, so loading this module imports no Typer, and
-# plain argument lists run without it (OPTIONS, ``cli.FAST``; start-up: issue #8).
+# plain argument lists run without it (OPTIONS, ``cli.FAST``; start-up: benchmarks/README.md, P1).
 
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
