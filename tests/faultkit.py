@@ -1,7 +1,7 @@
 """Tools shared by the reliability suites (hygiene, faults, bad input, fuzzing).
 
-- ``SENTINEL``: a secret value unique to the test session; it must never show up where SPEC §9
-  forbids it.
+- ``SENTINEL``: a secret value unique to the test session; it must never show up where secret
+  hygiene forbids it (docs/secret-hygiene.md).
 - ``run_watched``: run the CLI as a real subprocess while a thread samples every process's argv
   (``/proc/*/cmdline``), so a password handed to a child on its command line is caught.
 - ``leaks``: every place a value was found that it must not be (outputs, argv, the project file,
@@ -189,7 +189,7 @@ def leaks(
     project_file: Path | None = None,
     stdout_may_hold: bool = False,
 ) -> list[str]:
-    """Where VALUE is that SPEC §9 forbids: stdout, stderr, argv, the project file, and any file
+    """Where VALUE is that secret hygiene (docs/secret-hygiene.md) forbids: stdout, stderr, argv, the project file, and any file
     under ROOTS that group or others may read. Empty when clean."""
     result = run.result if isinstance(run, Watched) else run
     found: list[str] = []

@@ -1,4 +1,4 @@
-"""Bad input, table by table: each case ends in one clear line and SPEC §8's exit status.
+"""Bad input, table by table: each case ends in one clear line and the documented exit status (README.md, "Exit status").
 
 "One clear line": exactly one ``error:`` line on stderr (a ``hint:`` may follow), no traceback,
 nothing on stdout, and nothing changed on disk. Classes:

@@ -1,4 +1,4 @@
-"""Shell completion (SPEC §10): the scripts in completions/ are current, and real shells that load
+"""Shell completion (docs/completions.md): the scripts in completions/ are current, and real shells that load
 them complete commands, options, environment, variable and secret names, and sslmodes.
 
 Every completion goes through a real ``bash`` (and ``zsh``/``fish`` when installed) running the

@@ -627,7 +627,7 @@ def test_default_sslmode_follows_the_host_from_db_url(tmp_path: Path) -> None:
 
 
 def test_invalid_value_inside_db_url(tmp_path: Path) -> None:
-    # Since issue 9 the file's DB_URL is checked when the file is read (SPEC §1), before resolve.
+    # The file's DB_URL is checked when the file is read (docs/project-file.md), before resolve.
     with pytest.raises(ConfigError, match=r"\[vars\] DB_URL has an invalid sslmode"):
         _resolve(tmp_path, 'DB_URL = "postgresql://h/x?sslmode=verify"')
 

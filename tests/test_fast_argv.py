@@ -1,4 +1,4 @@
-"""The start-up fast path (issue #8): plain ``query`` and ``url`` argument lists run without Typer.
+"""The start-up fast path (benchmarks/README.md, P1): plain ``query`` and ``url`` argument lists run without Typer.
 
 The fast parser (pgconnect/cli/argv.py) must never read an argument list differently from Typer:
 either it returns exactly the parameters Typer would pass to the command, or it declines and

@@ -96,7 +96,7 @@ KEYWORD = {
 
 
 def expected_params(c: dict[str, Any]) -> dict[str, str]:
-    """What SPEC §2 says libpq must get: env overrides base, the password, a default sslmode."""
+    """What libpq must get (docs/sources.md): env overrides base, the password, a default sslmode."""
     merged = {**c["base"], **(c["env"] or {})}
     out = {KEYWORD[n]: v for n, v in merged.items() if n in KEYWORD}
     out["password"] = c["password"]

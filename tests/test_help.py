@@ -1,4 +1,4 @@
-"""SPEC §11: every command is documented (help with examples, a README mention), --version, NO_COLOR,
+"""Every command is documented (help with examples, a README mention), --version, NO_COLOR,
 and no prompt when stdin is not a terminal.
 
 Commands are discovered from the app's command tree, so commands merged later are covered as soon

@@ -1,4 +1,4 @@
-"""Secret hygiene (SPEC §9), command by command, error path by error path.
+"""Secret hygiene (docs/secret-hygiene.md), command by command, error path by error path.
 
 Every registered command is run through its error paths — wrong host, refused port, a server that
 never answers, wrong password, a malformed DB_URL that carries the password (as a secret and in

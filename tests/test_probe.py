@@ -122,7 +122,7 @@ def test_matrix_agrees_with_psql(servers: Servers, name: str, ca: str, missing_r
 
 
 def test_expected_stages_and_exit_codes(servers: Servers, missing_root: Path) -> None:
-    """The failures of the matrix land on the stage and exit status SPEC §5/§8 name."""
+    """The failures of the matrix land on the stage and exit status docs/diagnosis.md names."""
 
     def result(name: str, ca: str, mode: str) -> ModeResult:
         conn = _conn(servers.by_name[name], ca, missing_root)

@@ -1,4 +1,4 @@
-"""``pgconnect sandbox``: a real local TLS server that check and query reach at once (SPEC §7).
+"""``pgconnect sandbox``: a real local TLS server that check and query reach at once (docs/sandbox.md).
 
 The module's tests share one sandbox (started by the first that needs it): verify-full and
 encryption through the project's own resolution with psycopg, then the merged ``check``/``query``

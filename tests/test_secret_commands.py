@@ -1,4 +1,4 @@
-"""Secrets kept elsewhere: a command prints the value; presets make cloud tokens (SPEC §3, §9).
+"""Secrets kept elsewhere: a command prints the value; presets make cloud tokens (docs/secret-commands.md).
 
 Everything here runs the real CLI as a subprocess against the suite's real servers, with real
 commands (the scripts in tests/secret_scripts, and the real AWS CLI for the RDS IAM preset).

@@ -1,4 +1,4 @@
-"""Secrets (SPEC §3, issue 3): the ``secret`` commands against the real gnome-keyring Secret
+"""Secrets (docs/secrets.md): the ``secret`` commands against the real gnome-keyring Secret
 Service, its failure modes (no D-Bus session, locked, dismissed prompt, hung daemon), the opt-in
 file store, resolution through ``explain``, and the Secret type.
 
@@ -479,7 +479,7 @@ def test_bulk_missing_file(cli: Any, ks: KeyringSession, proj: tuple[Path, str])
     assert "nope.json" in result.stderr
 
 
-# --------------------------------------------------------------------------- resolution (SPEC §2)
+# ------------------------------------------------------------------- resolution (docs/sources.md)
 
 
 def explain(cli: Any, *args: str, env: Mapping[str, str]) -> tuple[dict[str, Any], Result]:
@@ -519,7 +519,7 @@ def test_explain_sources_environment_then_env_secret_then_base_secret(
 def test_explain_environment_variable_needs_no_keyring(cli: Any, isolated: Path) -> None:
     name = unique()
     write_project(isolated, f'name = "{name}"\nsecrets = ["DB_PASSWORD"]\n')
-    # No D-Bus session at all: the value from the environment is enough (SPEC §2, CI).
+    # No D-Bus session at all: the value from the environment is enough (docs/sources.md; CI).
     result = cli("explain", "--json", env={"DB_PASSWORD": SENTINEL})
     assert result.returncode == 0, result
     assert_hidden(result)

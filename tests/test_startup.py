@@ -1,4 +1,4 @@
-"""Start-up hygiene (issue #8): the light commands import none of the heavy modules.
+"""Start-up hygiene (benchmarks/README.md, P1): the light commands import none of the heavy modules.
 
 A CLI used in shell loops is judged by its start-up time; psycopg, keyring, tomlkit and rich's table
 machinery each cost tens of milliseconds. The commands below must not pay for them.
