@@ -742,7 +742,8 @@ def test_a_secret_is_read_without_keyring_or_its_cryptography(
     )
     proc, imported = run_and_list_imports(["url", "--reveal"], isolated, private_keyring.env)
     assert proc.returncode == 0, proc
-    assert "DB_PASSWORD" in proc.stderr and SENTINEL not in proc.stdout + proc.stderr, proc
+    assert "DB_PASSWORD" in proc.stderr, proc
+    assert SENTINEL not in proc.stdout + proc.stderr, proc
     assert "keyring" not in imported, imported
 
 
