@@ -11,4 +11,8 @@ bash scripts/setup.sh
 .venv/bin/mypy
 
 export PGCONNECT_TEST_DBUS=1
-exec dbus-run-session -- bash scripts/with-keyring.sh .venv/bin/python -m pytest "$@"
+# One worker per core (pytest-xdist), a test file's tests on one worker: each worker starts its own
+# clusters; the keyring session is shared (tests use names of their own, and private daemons for
+# anything that locks or stops one). PGCONNECT_TEST_WORKERS=0 runs everything in one process.
+exec dbus-run-session -- bash scripts/with-keyring.sh .venv/bin/python -m pytest \
+  -n "${PGCONNECT_TEST_WORKERS:-auto}" --dist loadfile "$@"
