@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
 from pgconnect import params
+from pgconnect.errors import ConfigError
 from pgconnect.resolve import LIBPQ_ENV
 
 
@@ -274,6 +275,9 @@ def connection_strings(draw: st.DrawFn) -> str:
 
 @settings(max_examples=400, deadline=None)
 @given(connection_strings())
+# libpq takes the last of two passwords; pgconnect refuses the string for the first one, whose
+# percent-encoded bytes are not UTF-8 text (found by this test): refused is not missed.
+@example("postgresql://h/db?password=%a0&password=0")
 def test_secret_detection_never_misses_what_libpq_parses(url: str) -> None:
     try:
         parsed = conninfo_to_dict(url)
@@ -282,4 +286,12 @@ def test_secret_detection_never_misses_what_libpq_parses(url: str) -> None:
     except UnicodeDecodeError:
         return  # libpq parsed it, but psycopg cannot decode a percent-encoded non-UTF-8 byte
     if any(parsed.get(k) for k in params.SECRET_KEYWORDS):
-        assert params.url_has_password(url), parsed
+        try:
+            found = params.url_has_password(url)
+        except ConfigError as exc:
+            refusal = str(exc)
+        else:
+            assert found, parsed
+            return
+        # pgconnect refuses the whole string, password and all: nothing gets through.
+        assert "is not UTF-8 text" in refusal, refusal
