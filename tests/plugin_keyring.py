@@ -79,12 +79,16 @@ def start_keyring_session(folder: Path, password: str = "login-keyring-pw") -> K
     daemon.stdin.write(password.encode())
     daemon.stdin.close()
     session = KeyringSession(address, home, runtime, dbus_pid, daemon, password)
-    deadline = time.monotonic() + 20
+    # Generous: with the suite on every core, a new daemon can take seconds to answer. A session
+    # that never gets ready is an error here, not a puzzling failure in the test that uses it.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the Secret Service answers
         probe = session.secret_tool("lookup", "service", "pgconnect-probe", "username", "x")
         if probe.returncode in (0, 1) and "not provided" not in probe.stderr:
             break
         time.sleep(0.1)
+    else:
+        raise RuntimeError(f"the private Secret Service never answered: {probe.stderr.strip()}")
     # ... and until --unlock has made the login keyring the default collection: a first store
     # before that makes the keyring library create a collection, which needs a prompt (and on a
     # busy machine fails as "Prompt dismissed").
@@ -96,6 +100,8 @@ def start_keyring_session(folder: Path, password: str = "login-keyring-pw") -> K
         if "/collection/" in reply.stdout:
             break
         time.sleep(0.05)
+    else:
+        raise RuntimeError("the login keyring never became the default collection")
     # ... and until a store really works (on a loaded machine the first one can still fail).
     while time.monotonic() < deadline:
         probe = session.secret_tool(
@@ -105,6 +111,8 @@ def start_keyring_session(folder: Path, password: str = "login-keyring-pw") -> K
             session.secret_tool("clear", "service", "pgconnect-probe", "username", "x")
             break
         time.sleep(0.1)
+    else:
+        raise RuntimeError("the private keyring never stored a value")
     return session
 
 
