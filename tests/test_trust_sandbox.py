@@ -8,10 +8,12 @@ nothing outside the project was touched, no planted program ran, and no process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -246,8 +248,8 @@ def test_a_planted_bindir_and_postmaster_pid_run_nothing_and_kill_nothing(
         shutil.chown(datadir, user)
         argv = ["runuser", "-u", user, "--", *argv]
     proc = subprocess.Popen(argv, cwd=datadir if decoy_cwd == "datadir" else base)
+    sleeper = proc.pid
     try:
-        sleeper = proc.pid
         if argv[0] == "runuser":  # the sleeper's own pid: runuser's child
             import time
 
@@ -269,6 +271,9 @@ def test_a_planted_bindir_and_postmaster_pid_run_nothing_and_kill_nothing(
         assert proc.poll() is None, "the decoy was killed"
         os.kill(sleeper, 0)
     finally:
+        if sleeper != proc.pid:  # runuser's child outlives a killed runuser
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sleeper, signal.SIGKILL)
         proc.kill()
         proc.wait()
     tally("trust: planted bindir and postmaster.pid")
