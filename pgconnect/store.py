@@ -1,5 +1,6 @@
-"""The secret store (docs/secrets.md): the interface, the store chosen by $PGCONNECT_SECRET_STORE, its
-failures, and the OS keyring through ``keyring``.
+"""The secret store (docs/secrets.md): the interface, the store chosen by
+$PGCONNECT_SECRET_STORE, its failures, and the OS keyring through ``keyring`` (on Linux, reads go
+to the Secret Service directly).
 
 Every keyring call has a deadline so a hung daemon is an error, not a hang. The plaintext file
 store is opt-in only (``PGCONNECT_SECRET_STORE=file``) and lives in ``pgconnect.filestore``.
@@ -186,9 +187,11 @@ PROMPT_DEADLINE_S = 60.0
 class KeyringStore:
     """The OS keyring (Secret Service, Keychain, Credential Locker) through ``keyring``.
 
-    Layout (docs/secrets.md): service ``pgconnect:<project>[:<env>]``, user name = the secret's NAME, so
-    ``secret-tool lookup service pgconnect:billing username DB_PASSWORD`` finds it. Every call
-    runs under a deadline; every failure is one of the SecretStoreError subclasses above.
+    Layout (docs/secrets.md): service ``pgconnect:<project>[:<env>]``, user name = the secret's
+    NAME, so ``secret-tool lookup service pgconnect:billing username DB_PASSWORD`` finds it. Every
+    call runs under a deadline; every failure is one of the SecretStoreError subclasses above. On
+    Linux a read goes to the Secret Service directly (``_read_secret_service``) and to keyring
+    only when that cannot settle it.
     """
 
     kind = "keyring"
