@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from pgconnect import keywords
-from tests.conftest import REPO, KeyringSession, Result, clean_environ, write_project
+from tests.conftest import KeyringSession, Result, clean_environ, write_project
 from tests.plugin_libpq import Roles, write_private
+from tests.test_connect_cli import node_login
 
-NODE_DIR = REPO / "tests" / "node"
 SENTINEL = "SENTINEL-agree-51c7"
 
 
@@ -382,20 +381,6 @@ def test_psql_refuses_sslrootcert_system_before_16(roles: Roles, isolated: Path,
 
 
 # --------------------------------------------------------------------------- URIs for every driver
-
-
-def node_login(url: str) -> subprocess.CompletedProcess[str]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (scripts/setup.sh installs node-postgres when it is)")
-    assert (NODE_DIR / "node_modules" / "pg").is_dir(), "run scripts/setup.sh (npm install)"
-    return subprocess.run(
-        [node, str(NODE_DIR / "login.js")],
-        capture_output=True,
-        text=True,
-        env={**clean_environ(), "DATABASE_URL": url},
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize("kind", ["tcp", "ipv6", "socket", "socket-with-colon"])
